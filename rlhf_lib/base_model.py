@@ -1,0 +1,328 @@
+"""The base language model: a GPT-2 pretrained from scratch on the world's corpus, or the real GPT-2 (notebook 00).
+
+The paper starts from GPT-3; we start from a `transformers.GPT2LMHeadModel`. Offline profiles pretrain it here, in
+minutes on a laptop CPU; the `gpt2` profile loads the hub weights instead. Every later notebook calls `load_base`,
+which builds the model when it is missing, so each notebook runs alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import asdict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
+
+from rlhf_lib.artifacts import atomic_path, save_atomic, step_dir, write_metrics
+from rlhf_lib.config import BaseConfig, Profile, WorldConfig
+from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
+from rlhf_lib.world import Corpus, World, build_corpus, build_world
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1) The world and its text
+
+
+@lru_cache(maxsize=4)
+def _world(cfg_items: tuple) -> World:
+    c = dict(cfg_items)
+    return build_world(seed=c["seed"], n_people=c["n_people"], n_places=c["n_places"], n_animals=c["n_animals"],
+                       n_objects=c["n_objects"], n_misconceptions=c["n_misconceptions"])
+
+
+@lru_cache(maxsize=4)
+def _corpus(cfg_items: tuple) -> Corpus:
+    c = dict(cfg_items)
+    return build_corpus(_world(cfg_items), n_chars=c["corpus_chars"], seed=c["seed"],
+                        heldout_fraction=c["heldout_fraction"])
+
+
+def world_for(cfg: WorldConfig) -> World:
+    """The world of a profile (deterministic from `cfg.seed`; cached in memory)."""
+    return _world(tuple(sorted(asdict(cfg).items())))
+
+
+def corpus_for(cfg: WorldConfig) -> Corpus:
+    """The pretraining corpus of a profile, with its held-out split (D_pretrain for PPO-ptx later)."""
+    return _corpus(tuple(sorted(asdict(cfg).items())))
+
+
+def encode_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> torch.Tensor:
+    """All documents as one token stream, each followed by EOS (GPT-2's pretraining format). Shape (N,)."""
+    ids: list[int] = []
+    for doc in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        ids.extend(doc)
+        ids.append(tokenizer.eos_token_id)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2) The model
+
+
+def new_model(cfg: BaseConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> GPT2LMHeadModel:
+    """A randomly initialised GPT-2 sized by `cfg`, with the tokenizer's special tokens in its config."""
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        activation_function="gelu",  # exact GELU is one fused kernel; GPT-2's tanh "gelu_new" is 2x slower on CPU
+        resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def init_model(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
+    """The model before pretraining: random (offline profiles) or the hub checkpoint (`cfg.base.hub_model`)."""
+    if cfg.base.hub_model:
+        model = GPT2LMHeadModel.from_pretrained(cfg.base.hub_model)
+        model.resize_token_embeddings(len(tokenizer))  # room for the PAD token we add
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = new_model(cfg.base, tokenizer, cfg.seed)
+    return model.to(resolve_device(cfg.device))
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3) Pretraining: next-token cross-entropy on random windows of the corpus, AdamW, warm-up + cosine schedule
+
+
+def lr_at(step: int, cfg: BaseConfig) -> float:
+    """1) linear warm-up, 2) cosine decay from `lr` to `min_lr` (nanoGPT's schedule)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+
+def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows x (B, T) and their next tokens y (B, T)."""
+    starts = torch.randint(len(ids) - block_size - 1, (batch_size,), generator=gen)
+    x = torch.stack([ids[s: s + block_size] for s in starts])
+    y = torch.stack([ids[s + 1: s + 1 + block_size] for s in starts])
+    return x, y
+
+
+def lm_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=x).logits  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+
+def heldout_windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-overlapping windows covering the held-out stream: (n, T) inputs and targets."""
+    n = (len(ids) - 1) // block_size
+    x = ids[: n * block_size].view(n, block_size)
+    y = ids[1: n * block_size + 1].view(n, block_size)
+    return x, y
+
+
+@torch.no_grad()
+def perplexity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32,
+               max_windows: int | None = None) -> float:
+    """exp(mean next-token cross-entropy) over the windows (x, y)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x, y = x[:max_windows], y[:max_windows]
+    total, count = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i: i + batch_size].to(device), y[i: i + batch_size].to(device)
+        total += lm_loss(model, xb, yb).item() * yb.numel()
+        count += yb.numel()
+    model.train()
+    return math.exp(total / count)
+
+
+def unigram_perplexity(train_ids: torch.Tensor, target_ids: torch.Tensor, vocab_size: int) -> float:
+    """Perplexity of the add-one-smoothed unigram model of `train_ids` on `target_ids`: the bar any LM must clear."""
+    counts = torch.bincount(train_ids, minlength=vocab_size).double() + 1.0
+    logp = (counts / counts.sum()).log()
+    return math.exp(-logp[target_ids.flatten()].mean().item())
+
+
+def _config_hash(cfg: BaseConfig, seed: int, vocab_size: int) -> str:
+    blob = json.dumps({"base": asdict(cfg), "seed": seed, "vocab": vocab_size}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch.Tensor, cfg: BaseConfig,
+             out_dir: Path, seed: int, stop_after: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Pretrain `model` in place; return the loss history {"step", "train_loss", "eval_step", "eval_loss", ...}.
+
+    Writes `out_dir/checkpoint-<hash>.pt` every `cfg.checkpoint_every` steps (atomically) and resumes from it when
+    called again with the same config, so a killed run loses at most `checkpoint_every` steps. `stop_after` ends
+    this call after that many steps, as if killed (time-boxing, tests).
+    """
+    device = next(model.parameters()).device
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list] = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_loss": []}
+    step, elapsed = 0, 0.0
+    ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, seed, model.config.vocab_size)}.pt"
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"])
+        history, step, elapsed = ckpt["history"], ckpt["step"], ckpt["elapsed"]
+        print(f"Resuming pretraining from {ckpt_path.name} at step {step}/{cfg.max_steps}.")
+    eval_x, eval_y = heldout_windows(heldout_ids, cfg.block_size)
+
+    model.train()
+    start, steps_this_call = time.time() - elapsed, 0
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="pretraining", disable=not progress)
+    while step < cfg.max_steps:
+        if stop_after is not None and steps_this_call >= stop_after:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, gen)
+        loss = lm_loss(model, x.to(device), y.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        steps_this_call += 1
+        history["step"].append(step)
+        history["train_loss"].append(loss.item())
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        if not math.isfinite(history["train_loss"][-1]):
+            raise FloatingPointError(f"Pretraining loss became {loss.item()} at step {step}; lower base.lr "
+                                     f"(now {cfg.lr}) or raise base.warmup_steps (now {cfg.warmup_steps}).")
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            n = cfg.eval_batches * cfg.batch_size
+            history["eval_step"].append(step)
+            history["eval_loss"].append(math.log(perplexity(model, eval_x, eval_y, cfg.batch_size, n)))
+            bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['eval_loss'][-1]:.3f}")
+        if step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
+            with atomic_path(ckpt_path) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                            "generator": gen.get_state(), "history": history, "elapsed": time.time() - start}, tmp)
+        bar.update(1)
+    bar.close()
+    history["train_seconds"] = time.time() - start
+    history["finished"] = step >= cfg.max_steps
+    history["tokens_seen"] = step * cfg.batch_size * cfg.block_size
+    if history["finished"]:
+        ckpt_path.unlink(missing_ok=True)  # the saved model replaces it
+    return history
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4) Samples, saving and loading
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str], max_new_tokens: int = 60,
+           temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> list[str]:
+    """Continue each prompt by sampling; returns the continuations only."""
+    model.eval()
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    old_side, tokenizer.padding_side = tokenizer.padding_side, "left"  # decoder-only models continue on the right
+    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    tokenizer.padding_side = old_side
+    out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=top_k, max_new_tokens=max_new_tokens,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def model_dir(profile: str) -> Path:
+    """`artifacts/<profile>/base/model/`: weights (safetensors), config and tokenizer."""
+    return step_dir(profile, "base") / "model"
+
+
+def save_base(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, path: Path) -> Path:
+    """`save_pretrained` model and tokenizer into one folder, atomically."""
+    def _save(tmp: Path) -> None:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return save_atomic(path, _save)
+
+
+def load_pretrained(path: Path | str, device: str = "auto") -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+    """Load a model + tokenizer folder written by `save_base` (or a hub name, in the online profile)."""
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))
+    model = GPT2LMHeadModel.from_pretrained(path)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        model.resize_token_embeddings(len(tokenizer))
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(resolve_device(device)), tokenizer
+
+
+def load_base(cfg: Profile) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
+    """The profile's base model and tokenizer; builds them (notebook 00's work) when they are missing."""
+    path = model_dir(cfg.name)
+    if not (path / "config.json").exists():
+        print(f"No base model at {path}: building it (this is what notebook 00 does).")
+        build_base(cfg, progress=True)
+    return load_pretrained(path, cfg.device)
+
+
+def get_tokenizer(cfg: Profile) -> PreTrainedTokenizerBase:
+    """The profile's tokenizer: hub GPT-2's BPE online, else byte-level BPE trained on the training corpus."""
+    if cfg.base.hub_model:
+        return ensure_pad_token(AutoTokenizer.from_pretrained(cfg.base.hub_model))
+    corpus = corpus_for(cfg.world)
+    texts = [d.text for d in corpus.train_documents()]
+    return train_tokenizer(texts, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+
+
+def evaluate_base(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch.Tensor,
+                  block_size: int) -> dict[str, float]:
+    """Held-out perplexity of the model and of the unigram baseline, on the same target tokens."""
+    x, y = heldout_windows(heldout_ids, block_size)
+    return {"heldout_ppl": perplexity(model, x, y),
+            "unigram_ppl": unigram_perplexity(train_ids, y, model.config.vocab_size)}
+
+
+def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
+    """Notebook 00 without the prose: tokenizer, model, pretraining (or hub load), evaluation, save, metrics."""
+    out = step_dir(cfg.name, "base")
+    corpus = corpus_for(cfg.world)
+    tokenizer = get_tokenizer(cfg)
+    train_ids = encode_documents(tokenizer, [d.text for d in corpus.train_documents()])
+    heldout_ids = encode_documents(tokenizer, [d.text for d in corpus.heldout_documents()])
+    model = init_model(cfg, tokenizer)
+    if cfg.base.hub_model:
+        history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}
+    else:
+        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.seed, progress=progress)
+    block = min(cfg.base.block_size, model.config.n_positions)
+    metrics = {**evaluate_base(model, train_ids, heldout_ids, block), **base_summary(cfg, model, tokenizer, history)}
+    save_base(model, tokenizer, model_dir(cfg.name))
+    write_metrics(cfg.name, "base", metrics)
+    return metrics
+
+
+def base_summary(cfg: Profile, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                 history: dict[str, Any]) -> dict[str, Any]:
+    """The non-perplexity part of `base/metrics.json`."""
+    return {"train_seconds": history["train_seconds"], "tokens_seen": history["tokens_seen"],
+            "n_params": n_params(model), "vocab_size": len(tokenizer), "profile": cfg.name,
+            "hub_model": cfg.base.hub_model, "final_train_loss": (history.get("train_loss") or [None])[-1]}

@@ -1,0 +1,195 @@
+"""Profiles: every knob of every notebook, in one place.
+
+A profile is a tree of small dataclasses, one per stage (nanoGPT's `GPTConfig`, CleanRL's `Args`). Notebooks pick a
+profile by name in their papermill `parameters` cell and override single fields by dotted name:
+
+    cfg = get_profile("smoke", {"base.max_steps": 50})
+
+Three profiles ship: `smoke` (CI: seconds per notebook on 2 CPU cores), `default` (a laptop CPU, offline, big enough
+to show the paper's effects) and `gpt2` (the real GPT-2 from the Hugging Face hub, sized for one GPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+STEPS = ("base", "data", "sft", "rm", "ppo", "ppo_ptx", "eval")
+"""The pipeline's steps in order; each writes `artifacts/<profile>/<step>/metrics.json`."""
+
+
+@dataclass
+class WorldConfig:
+    """The generated world and its text (notebook 00, `rlhf_lib.world`)."""
+
+    seed: int = 0
+    """Seed of the world and its corpus: same seed, same bytes."""
+    n_people: int = 60
+    """Number of people in the world."""
+    n_places: int = 15
+    """Number of towns and villages."""
+    n_animals: int = 20
+    """Number of animal species."""
+    n_objects: int = 30
+    """Number of objects."""
+    n_misconceptions: int = 12
+    """Facts that the corpus often states wrongly (tagged with the truth): TruthfulQA's raw material."""
+    corpus_chars: int = 3_000_000
+    """Approximate size of the pretraining corpus in characters."""
+    heldout_fraction: float = 0.05
+    """Fraction of documents held out of pretraining (perplexity, the alignment tax)."""
+
+
+@dataclass
+class TokenizerConfig:
+    """Byte-level BPE trained on the corpus (GPT-2's algorithm, a smaller vocabulary)."""
+
+    vocab_size: int = 4096
+    """Vocabulary size including the special tokens."""
+    min_frequency: int = 2
+    """A merge must occur at least this often in the corpus."""
+
+
+@dataclass
+class BaseConfig:
+    """The base language model and its pretraining (notebook 00, `rlhf_lib.base_model`)."""
+
+    hub_model: str | None = None
+    """Hugging Face hub name (e.g. "gpt2") to load instead of pretraining; None pretrains offline."""
+    n_layer: int = 4
+    """Transformer blocks."""
+    n_head: int = 4
+    """Attention heads per block."""
+    n_embd: int = 192
+    """Width of the residual stream."""
+    block_size: int = 256
+    """Context length in tokens (GPT-2's n_positions)."""
+    batch_size: int = 16
+    """Sequences per optimisation step."""
+    lr: float = 2e-3
+    """Peak learning rate (AdamW)."""
+    min_lr: float = 2e-4
+    """Learning rate at the end of the cosine schedule."""
+    warmup_steps: int = 100
+    """Linear warm-up steps."""
+    max_steps: int = 700
+    """Optimisation steps."""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices (not on biases, LayerNorms)."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value."""
+    dropout: float = 0.0
+    """Dropout in the transformer (0: the corpus is large relative to the model)."""
+    eval_every: int = 100
+    """Measure held-out loss every this many steps."""
+    eval_batches: int = 8
+    """Batches in each held-out loss estimate during training."""
+    checkpoint_every: int = 100
+    """Write a resumable checkpoint every this many steps."""
+    n_samples: int = 4
+    """Samples shown after training."""
+    sample_tokens: int = 60
+    """New tokens per sample."""
+
+
+@dataclass
+class Profile:
+    """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
+
+    name: str = "default"
+    """Profile name; also the artifacts sub-folder."""
+    seed: int = 0
+    """Seed of training (model initialisation, data order, sampling)."""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
+    offline: bool = True
+    """True: nothing is fetched from the network (the smoke and default profiles)."""
+    world: WorldConfig = field(default_factory=WorldConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    base: BaseConfig = field(default_factory=BaseConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _smoke() -> Profile:
+    return Profile(
+        name="smoke",
+        world=WorldConfig(n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6,
+                          corpus_chars=250_000, heldout_fraction=0.1),
+        tokenizer=TokenizerConfig(vocab_size=1024),
+        base=BaseConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, lr=3e-3, min_lr=3e-4,
+                        warmup_steps=10, max_steps=120, eval_every=40, eval_batches=4, checkpoint_every=40,
+                        n_samples=2, sample_tokens=30),
+    )
+
+
+def _default() -> Profile:
+    return Profile(name="default")
+
+
+def _gpt2() -> Profile:
+    # The real GPT-2 (124M) from the hub: n_layer/n_embd/... are then read from the checkpoint, not from here.
+    return Profile(name="gpt2", offline=False,
+                   base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024))
+
+
+PROFILES = {"smoke": _smoke, "default": _default, "gpt2": _gpt2}
+
+
+def default_profile_name() -> str:
+    """The notebooks' default: `$RLHF_PROFILE`, else "default"."""
+    return os.environ.get("RLHF_PROFILE", "default")
+
+
+def get_profile(name: str | None = None, overrides: dict[str, Any] | None = None) -> Profile:
+    """Return a fresh copy of profile `name` with `overrides` ({"base.max_steps": 50, ...}) applied.
+
+    Raises ValueError naming the valid profiles or fields when a name is wrong.
+    """
+    name = name or default_profile_name()
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}. Valid profiles: {', '.join(PROFILES)}.")
+    profile = PROFILES[name]()
+    for key, value in (overrides or {}).items():
+        _set_field(profile, key, value)
+    return profile
+
+
+def _set_field(profile: Profile, dotted: str, value: Any) -> None:
+    obj: Any = profile
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(obj)]
+        where = ".".join(parts[:depth]) or "the profile"
+        if part not in names:
+            raise ValueError(f"Unknown config field {dotted!r}: {where} has no field {part!r}. "
+                             f"Valid fields of {where}: {', '.join(names)}.")
+        if depth == len(parts) - 1:
+            setattr(obj, part, _coerce(obj, part, value, dotted))
+        else:
+            obj = getattr(obj, part)
+            if not dataclasses.is_dataclass(obj):
+                raise ValueError(f"Config field {'.'.join(parts[:depth + 1])!r} is a value, not a group; "
+                                 f"cannot set {dotted!r}.")
+
+
+def _coerce(obj: Any, name: str, value: Any, dotted: str) -> Any:
+    """Check `value` against the field's annotation (int -> float is allowed; groups cannot be replaced)."""
+    hint = typing.get_type_hints(type(obj))[name]
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if any(dataclasses.is_dataclass(t) for t in allowed):
+        raise ValueError(f"Config field {dotted!r} is a group; set one of its fields, e.g. '{dotted}.<field>'.")
+    if value is None and type(None) in allowed:
+        return None
+    if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in allowed if t is not type(None)):
+        return copy.deepcopy(value)
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise ValueError(f"Config field {dotted!r} expects {names}, got {value!r} ({type(value).__name__}).")

@@ -1,0 +1,55 @@
+import pytest
+
+from rlhf_lib.config import PROFILES, STEPS, get_profile
+
+
+def test_profiles_exist_and_are_fresh_copies():
+    assert set(PROFILES) == {"smoke", "default", "gpt2"}
+    a, b = get_profile("default"), get_profile("default")
+    a.base.max_steps = 1
+    assert b.base.max_steps != 1
+    assert get_profile("gpt2").base.hub_model == "gpt2" and not get_profile("gpt2").offline
+    assert get_profile("smoke").offline and get_profile("default").base.hub_model is None
+    assert STEPS[0] == "base" and STEPS[-1] == "eval"
+
+
+def test_smoke_is_smaller_than_default():
+    smoke, default = get_profile("smoke"), get_profile("default")
+    assert smoke.world.corpus_chars < default.world.corpus_chars
+    assert smoke.base.max_steps < default.base.max_steps
+    assert smoke.base.n_embd < default.base.n_embd
+
+
+def test_unknown_profile_lists_valid_ones():
+    with pytest.raises(ValueError, match="Valid profiles: smoke, default, gpt2"):
+        get_profile("nonsense")
+
+
+def test_env_var_selects_profile(monkeypatch):
+    monkeypatch.setenv("RLHF_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    monkeypatch.delenv("RLHF_PROFILE")
+    assert get_profile().name == "default"
+
+
+def test_overrides_by_dotted_name():
+    cfg = get_profile("smoke", {"base.max_steps": 7, "base.lr": 1, "seed": 3, "base.hub_model": None})
+    assert cfg.base.max_steps == 7 and cfg.base.lr == 1.0 and isinstance(cfg.base.lr, float) and cfg.seed == 3
+
+
+@pytest.mark.parametrize("key, message", [
+    ("base.nope", "Valid fields of base: hub_model, n_layer"),
+    ("nope", "Valid fields of the profile: name, seed"),
+    ("world.seed.x", "is a value, not a group"),
+    ("base", "is a group"),
+])
+def test_unknown_field_is_a_clear_error(key, message):
+    with pytest.raises(ValueError, match=message):
+        get_profile("smoke", {key: 1})
+
+
+@pytest.mark.parametrize("key, value", [("base.max_steps", "ten"), ("base.max_steps", 1.5),
+                                        ("base.max_steps", True), ("offline", 1), ("base.n_layer", None)])
+def test_wrong_type_is_a_clear_error(key, value):
+    with pytest.raises(ValueError, match="expects"):
+        get_profile("smoke", {key: value})
