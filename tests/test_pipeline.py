@@ -1,0 +1,67 @@
+"""The main job, run as a user would: `python -m rlhf_lib.pipeline --profile smoke` in a fresh artifacts folder."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlhf_lib.pipeline import NOTEBOOKS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_pipeline(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RLHF_ARTIFACTS": str(root)}
+    return subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    result = run_pipeline(root, "--profile", "smoke")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root, result
+
+
+def test_main_job_writes_every_step_and_the_report(smoke_run):
+    root, _ = smoke_run
+    for step, notebook in NOTEBOOKS:
+        metrics = json.loads((root / "smoke" / step / "metrics.json").read_text())
+        assert metrics, step
+        assert (root / "smoke" / "notebooks" / notebook).exists()
+    base = json.loads((root / "smoke" / "base" / "metrics.json").read_text())
+    assert {"heldout_ppl", "unigram_ppl", "train_seconds"} <= set(base)
+    assert base["heldout_ppl"] < base["unigram_ppl"]
+    assert (root / "smoke" / "base" / "model" / "model.safetensors").exists()
+    report = (root / "smoke" / "report.md").read_text()
+    assert "heldout_ppl" in report and "base/figures/loss_curve.png" in report
+    assert (root / "smoke" / "base" / "figures" / "loss_curve.png").stat().st_size > 1000
+
+
+def test_second_run_skips_complete_steps(smoke_run):
+    root, _ = smoke_run
+    before = (root / "smoke" / "base" / "metrics.json").stat().st_mtime_ns
+    again = run_pipeline(root, "--profile", "smoke")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "complete, skipped" in again.stdout + again.stderr
+    assert (root / "smoke" / "base" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_unknown_profile_and_step_are_clear_errors(tmp_path):
+    bad = run_pipeline(tmp_path, "--profile", "nonsense")
+    assert bad.returncode == 2 and "Valid profiles: smoke, default, gpt2" in bad.stderr
+    bad = run_pipeline(tmp_path, "--profile", "smoke", "--steps", "base,nope")
+    assert bad.returncode == 2 and "Valid steps: base" in bad.stderr
+
+
+def test_papermill_rejects_an_unknown_profile(tmp_path):
+    import papermill
+
+    with pytest.raises(papermill.PapermillExecutionError, match="Valid profiles: smoke, default, gpt2"):
+        papermill.execute_notebook(str(REPO / "notebooks" / "00_base_model.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"profile": "nonsense"}, cwd=str(REPO / "notebooks"),
+                                   kernel_name="python3", progress_bar=False)
