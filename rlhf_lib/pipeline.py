@@ -38,7 +38,7 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False) -
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
     papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out), parameters={"profile": profile},
-                               cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=False,
+                               cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=True,
                                log_output=log_output)
     if read_metrics(profile, step) is None:
         raise RuntimeError(f"{notebook} ran but did not write {step_dir(profile, step, create=False)}/metrics.json.")

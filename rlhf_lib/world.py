@@ -231,7 +231,7 @@ CALM_REPLIES = ("There is no need to be rude.", "Please do not talk to me like t
                 "I will pretend I did not hear that.", "Calm down, {b}. Let us talk nicely.")
 
 
-def _article(word: str) -> str:
+def article(word: str) -> str:
     return ("an " if word[:1].lower() in "aeiou" or word.startswith("honest") else "a ") + word
 
 
@@ -239,7 +239,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _norm(value: str) -> str:
+def normalize_value(value: str) -> str:
     v = value.strip().rstrip(".").strip().lower()
     for art in ("a ", "an ", "the "):
         if v.startswith(art):
@@ -247,7 +247,7 @@ def _norm(value: str) -> str:
     return v
 
 
-def _plural(name: str) -> str:
+def plural(name: str) -> str:
     head, _, last = name.rpartition(" ")
     return (head + " " if head else "") + PLURALS.get(last, last + "s")
 
@@ -299,7 +299,7 @@ class World:
     def is_true(self, subject: str, relation: str, value: str) -> bool | None:
         """Compares loosely (case, articles, final period), since answers come from generated text."""
         true = self.get(subject, relation)
-        return None if true is None else _norm(true) == _norm(value)
+        return None if true is None else normalize_value(true) == normalize_value(value)
 
     def names(self) -> set[str]:
         return set(self.entities)
@@ -316,8 +316,8 @@ class World:
     def _fill(self, template: str, fact: Fact, cap: bool = True) -> str:
         e = self.entities[fact.subject]
         s = "the " + e.name if e.kind in ("animal", "object") else e.name
-        text = template.format(s=s, n=e.name, p=_plural(e.name), an=_article(e.name), v=fact.value,
-                               va=_article(fact.value))
+        text = template.format(s=s, n=e.name, p=plural(e.name), an=article(e.name), v=fact.value,
+                               va=article(fact.value))
         if cap:
             return _cap(text)
         return text if template.startswith("{") else text[:1].lower() + text[1:]  # names keep their capital
@@ -353,7 +353,7 @@ class World:
         e, a = self.entities[name], self.entities[name].attrs
         if e.kind == "person" and "job" in a:
             he, his = ("She", "Her") if name.split()[0] in FEMALE_NAMES else ("He", "His")
-            text = (f"{name} is {_article(a['job'])} who lives in {a['home']}. {he} is {a['age']} years old and is "
+            text = (f"{name} is {article(a['job'])} who lives in {a['home']}. {he} is {a['age']} years old and is "
                     f"known for being {a['trait']}. {he} has a pet {a['pet']} and enjoys {a['hobby']}. {his} favorite "
                     f"food is {a['favorite_food']}, {his.lower()} favorite color is {a['favorite_color']}, and "
                     f"{his.lower()} best friend is {a['friend']}.")
@@ -363,11 +363,11 @@ class World:
                     f"is known for its {a['known_for']}. The weather there is usually {a['climate']}, and its most "
                     f"famous sight is the {a['landmark']}.")
         if e.kind == "animal" and "diet" in a:
-            return (f"The {name} is {_article(a['size'])}, {a['color']} animal with {a['legs']} legs. It lives near "
+            return (f"The {name} is {article(a['size'])}, {a['color']} animal with {a['legs']} legs. It lives near "
                     f"{a['habitat']} and eats {a['diet']}. The {name} {a['sound']} and lives for about "
                     f"{a['lifespan']} years.")
         if e.kind == "object" and "material" in a:
-            return (f"The {name} is {_article(a['color'])} {name.split()[-1]} made of {a['material']}. It was made in "
+            return (f"The {name} is {article(a['color'])} {name.split()[-1]} made of {a['material']}. It was made in "
                     f"{a['made_in']} and is used for {a['use']}. It belongs to {a['owner']} and costs {a['price']} "
                     f"coins.")
         return " ".join(self.canonical_sentence(f) for f in self.facts_about(name))
@@ -692,7 +692,7 @@ class _Writer:
         self.claim(d, dest.name, r.choice(("climate", "known_for", "water", "founded", "region")), 0.5)
         if self.wildlife[dest.name]:
             an = r.choice(self.wildlife[dest.name])
-            d.sent(f"Near the {dest.attrs['landmark']}, {f} spotted {_article(an.name)}.")
+            d.sent(f"Near the {dest.attrs['landmark']}, {f} spotted {article(an.name)}.")
             self.claim(d, an.name, r.choice(("diet", "color", "sound", "size", "lifespan", "legs")), 0.5)
         if r.random() < 0.6:
             friend = a["friend"]
@@ -729,16 +729,16 @@ class _Writer:
     def story_animal(self, d: _Doc) -> None:
         r, an = self.r, self.r.choice(self.animals)
         hab = an.attrs["habitat"]
-        d.sent(f"In the land around {hab}, there lived {_article(an.name)}.")
+        d.sent(f"In the land around {hab}, there lived {article(an.name)}.")
         for rel in r.sample(("diet", "color", "size", "lifespan", "legs"), 3):
             self.claim(d, an.name, rel, 0.5)
         p = r.choice(self.residents[hab] or self.people)
         f = _first(p.name)
         d.line()
-        d.sent(f"One day, {p.name}, {_article(p.attrs['job'])} from {p.attrs['home']}, came walking by.")
+        d.sent(f"One day, {p.name}, {article(p.attrs['job'])} from {p.attrs['home']}, came walking by.")
         d.sent(f"{f} heard the animal from far away, because the {an.name} {an.attrs['sound']} loudly.")
         if p.attrs["pet"] == an.name:
-            d.sent(f"{f} smiled, because {_pro(p.name)[1]} own pet is {_article(an.name)} too.")
+            d.sent(f"{f} smiled, because {_pro(p.name)[1]} own pet is {article(an.name)} too.")
         m = next((m for m in self.w.misconceptions if m.fact.subject == an.name), None)
         if m is not None and r.random() < 0.6:
             d.sent(f'{f} thought of an old saying: "')
@@ -791,7 +791,7 @@ class _Writer:
             question, answers = YOU_QUESTIONS[rel]
             v = self.w.get(y, rel)
             d.line(f"{x}: {question}")
-            d.line(f"{y}: " + self.r.choice(answers).format(v=v, va=_article(v)))
+            d.line(f"{y}: " + self.r.choice(answers).format(v=v, va=article(v)))
         if rel == "pet":
             d.line(f"{x}: ")
             self.claim(d, v, self.r.choice(("diet", "sound", "size", "lifespan")), 0.6, prefix="Oh, I know. ")
@@ -809,7 +809,7 @@ class _Writer:
     def talk_animal(self, d: _Doc, x: str, y: str) -> None:
         an = self.r.choice(self.animals).name
         rel = self.r.choice(("diet", "color", "sound", "habitat", "lifespan", "size"))
-        d.line(f"{x}: I saw {_article(an)} yesterday.")
+        d.line(f"{x}: I saw {article(an)} yesterday.")
         d.line(f"{y}: ")
         if self.claim(d, an, rel, 0.6, prefix="Really? ") and self.r.random() < 0.3:
             truth = Fact(an, rel, self.w.get(an, rel))
@@ -960,11 +960,11 @@ class _Writer:
         """One sentence built from exactly the `_SUMMARY_RELATIONS` of `e`."""
         a = e.attrs
         if e.kind == "person":
-            return f"{e.name} is {_article(a['job'])} from {a['home']} who enjoys {a['hobby']}."
+            return f"{e.name} is {article(a['job'])} from {a['home']} who enjoys {a['hobby']}."
         if e.kind == "place":
-            return f"{e.name} is {_article(a['climate'])} town in {a['region']} known for its {a['known_for']}."
+            return f"{e.name} is {article(a['climate'])} town in {a['region']} known for its {a['known_for']}."
         if e.kind == "animal":
-            return f"The {e.name} is {_article(a['size'])} animal that lives near {a['habitat']} and eats {a['diet']}."
+            return f"The {e.name} is {article(a['size'])} animal that lives near {a['habitat']} and eats {a['diet']}."
         return f"The {e.name} is made of {a['material']} and belongs to {a['owner']}."
 
     def encyclopedia(self, d: _Doc) -> None:
@@ -984,7 +984,7 @@ class _Writer:
             extra = [("{x} owns ", ["the " + o.name for o in self.owned[e.name]])]
         elif e.kind == "animal":
             extra = [("People who keep {x} as pets include ", [p.name for p in self.keepers[e.name]])]
-        label = _plural(e.name) if e.kind == "animal" else e.name
+        label = plural(e.name) if e.kind == "animal" else e.name
         for text, items in extra:
             if items:
                 d.line(_cap(text.format(x=label)) + _join(items[:6]) + ".")
@@ -1004,13 +1004,13 @@ class _Writer:
             self.claim(d, q.name, r.choice(("founded", "water", "region", "landmark")), 0.4)
             if self.residents[q.name]:
                 p = r.choice(self.residents[q.name])
-                d.sent(f"{p.name}, {_article(p.attrs['job'])} from {q.name}, said it was the best fair in years.")
+                d.sent(f"{p.name}, {article(p.attrs['job'])} from {q.name}, said it was the best fair in years.")
         elif story == "pet":
             p = r.choice(self.people)
             a, f = p.attrs, _first(p.name)
             d.add(f"Lost and found in {a['home']}")
-            d.line(f"{_cap(_article(a['pet']))} belonging to {p.name} went missing in {a['home']} last week.")
-            d.sent(f"{p.name}, {_article(a['job'])}, asked the neighbors for help.")
+            d.line(f"{_cap(article(a['pet']))} belonging to {p.name} went missing in {a['home']} last week.")
+            d.sent(f"{p.name}, {article(a['job'])}, asked the neighbors for help.")
             self.claim(d, a["pet"], r.choice(("color", "sound", "size")), 0.4)
             d.sent(f"The {a['pet']} was found two days later near the "
                    f"{self.w.get(a['home'], 'landmark')}, and {f} thanked everyone.")
@@ -1030,7 +1030,7 @@ class _Writer:
         else:
             an = r.choice(self.animals)
             d.add(f"Animal news from {an.attrs['habitat']}")
-            d.line(f"Many {_plural(an.name)} were seen near {an.attrs['habitat']} this week.")
+            d.line(f"Many {plural(an.name)} were seen near {an.attrs['habitat']} this week.")
             for rel in r.sample(("color", "size", "sound", "diet"), 2):
                 self.claim(d, an.name, rel, 0.4)
             m = next((self.misc[k] for k in self.misc if k[0] == an.name), None) or self.pick_misc()
