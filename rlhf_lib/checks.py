@@ -29,6 +29,13 @@ FUNCTION_WORDS = {"I", "A", "Q", "The", "It", "He", "She", "They", "We", "You", 
                   "Hello", "Bye", "Good", "Excuse", "Every", "One", "Once", "Sunday", "Monday", "In", "Also"}
 
 
+COMMON_WORDS = ("what", "where", "who", "how", "when", "which", "why", "is", "are", "do", "does", "can", "could",
+                "my", "your", "his", "her", "its", "our", "their", "this", "that", "these", "those", "there", "here",
+                "then", "so", "but", "and", "or", "if", "as", "on", "at", "by", "for", "from", "to", "with", "of",
+                "near", "after", "before", "today", "when", "well", "sure", "maybe", "excuse", "sorry", "thanks",
+                "together", "everyone", "people", "many", "some", "most", "all", "not", "only", "what", "listen")
+
+
 @dataclass
 class Claim:
     fact: Fact
@@ -68,6 +75,10 @@ class ClaimReader:
         self.known_words |= {w for f in world.facts for w in _WORD.findall(f.value)}
         self.known_words |= {w for vocab in (W.REGIONS, W.WATERS) for v in vocab for w in _WORD.findall(v)}
         self.known_words |= FUNCTION_WORDS
+        # lower-case words the world writes with: a capitalised "What" or "Near" is not a name
+        template_text = " ".join(t for ts in list(W.TEMPLATES.values()) + list(W.QUESTIONS.values()) for t in ts)
+        self.common = {w.lower() for w in _WORD.findall(template_text)} | {w.lower() for w in FUNCTION_WORDS}
+        self.common |= set(COMMON_WORDS) | {w for r in W.RUDE_WORDS for w in r.split()}
         self.first_names = set(W.FEMALE_NAMES) | set(W.MALE_NAMES)
         self.last_names = set(W.LAST_NAMES)
         self.people = {e.name for e in world.of_kind("person")}
@@ -111,8 +122,9 @@ class ClaimReader:
         found = []
         for sent in self.sentences(text):
             words = [w[:-2] if w.endswith("'s") else w for w in _WORD.findall(sent)]
+            starts = {0} | {i + 1 for i, w in enumerate(words) if w in ("Q", "A") or f"{w}:" in sent}
             for i, w in enumerate(words):
-                if i and w[0].isupper() and w not in self.known_words and w.lower() not in W.RUDE_WORDS:
+                if i not in starts and w[0].isupper() and w not in self.known_words and w.lower() not in self.common:
                     found.append(w)
             for a, b in zip(words, words[1:]):
                 if a in self.first_names and b in self.last_names and f"{a} {b}" not in self.people:

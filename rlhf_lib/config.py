@@ -50,7 +50,8 @@ class TokenizerConfig:
     """Byte-level BPE trained on the corpus (GPT-2's algorithm, a smaller vocabulary)."""
 
     vocab_size: int = 4096
-    """Vocabulary size including the special tokens."""
+    """Largest vocabulary, special tokens included (training stops earlier when no pair occurs `min_frequency`
+    times: the world's text needs about 2,300 tokens)."""
     min_frequency: int = 2
     """A merge must occur at least this often in the corpus."""
 
@@ -77,7 +78,7 @@ class BaseConfig:
     """Learning rate at the end of the cosine schedule."""
     warmup_steps: int = 100
     """Linear warm-up steps."""
-    max_steps: int = 700
+    max_steps: int = 500
     """Optimisation steps."""
     weight_decay: float = 0.1
     """AdamW weight decay on matrices (not on biases, LayerNorms)."""
@@ -98,6 +99,58 @@ class BaseConfig:
 
 
 @dataclass
+class DataConfig:
+    """The prompt dataset and its three datasets (notebook 01, `rlhf_lib.dataset`)."""
+
+    scale: float = 0.1
+    """Train sizes as a fraction of the paper's (SFT 12,725 / RM 33,207 / PPO 31,144 prompts, Table 6)."""
+    valid_fraction: float = 0.1
+    """Validation prompts per dataset, relative to its train size."""
+    n_test: int = 400
+    """Held-out test prompts (evaluation, notebook 06)."""
+    raw_factor: float = 2.2
+    """Simulated prompts per prompt needed: the rules remove many (duplicates, the per-user cap, PII)."""
+    cap_per_user: int = 200
+    """At most this many prompts per user ID (the paper's rule)."""
+    dedup_prefix_chars: int = 80
+    """Prompts whose first this many characters (normalised) agree are duplicates."""
+    p_near_duplicate: float = 0.08
+    """Chance that a user resubmits the previous prompt with a small edit at the end."""
+    p_pii: float = 0.03
+    """Chance that a user pastes an email, phone number or address into a prompt."""
+    seed: int = 0
+    """Seed of the simulated users and the splits."""
+
+
+@dataclass
+class LabelerConfig:
+    """The simulated labelers (notebook 01, `rlhf_lib.labelers`)."""
+
+    n_labelers: int = 40
+    """Pool size (the paper hired about 40 contractors)."""
+    n_heldout: int = 10
+    """Labelers who write no training data and judge only in evaluation."""
+    weight_spread: float = 0.35
+    """Log-normal spread of personal weights around the pool's mean."""
+    quirk_spread: float = 0.6
+    """Spread of the length and courtesy quirks."""
+    target_agreement_train: float = 0.726
+    """Calibration target: the paper's agreement among training labelers."""
+    target_agreement_heldout: float = 0.773
+    """Calibration target: the paper's agreement among held-out labelers."""
+    n_calibration_items: int = 300
+    """Candidate sets used to calibrate the noise (half) and to measure agreement (the other half)."""
+    k_min: int = 4
+    """Fewest completions per ranking (the paper: 4 to 9)."""
+    k_max: int = 9
+    """Most completions per ranking."""
+    flag_error: float = 0.05
+    """Chance that a labeler sets a metadata flag wrongly."""
+    seed: int = 0
+    """Seed of the pool."""
+
+
+@dataclass
 class Profile:
     """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
 
@@ -112,6 +165,8 @@ class Profile:
     world: WorldConfig = field(default_factory=WorldConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     base: BaseConfig = field(default_factory=BaseConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    labelers: LabelerConfig = field(default_factory=LabelerConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -126,6 +181,8 @@ def _smoke() -> Profile:
         base=BaseConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, lr=3e-3, min_lr=3e-4,
                         warmup_steps=10, max_steps=120, eval_every=40, eval_batches=4, checkpoint_every=40,
                         n_samples=2, sample_tokens=30),
+        data=DataConfig(scale=0.01, n_test=60),
+        labelers=LabelerConfig(n_calibration_items=80),
     )
 
 

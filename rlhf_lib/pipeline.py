@@ -24,6 +24,7 @@ from rlhf_lib.config import PROFILES, get_profile
 
 NOTEBOOKS: list[tuple[str, str]] = [
     ("base", "00_base_model.ipynb"),
+    ("data", "01_dataset.ipynb"),
 ]
 """(step, notebook) in pipeline order."""
 

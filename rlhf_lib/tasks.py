@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlhf_lib.world import Fact, World, article
+from rlhf_lib.world import Fact, World, article, normalize_value
 
 CATEGORIES = {"generation": 0.453, "open_qa": 0.124, "brainstorming": 0.112, "chat": 0.084, "rewrite": 0.066,
               "summarization": 0.042, "classification": 0.035, "other": 0.035, "closed_qa": 0.026, "extract": 0.019}
@@ -423,3 +423,57 @@ def make_task(world: World, rng: random.Random, category: str | None = None, kin
                 constraints=constraints, answer=draft.answer, items=draft.items, passage=draft.passage,
                 relations=draft.relations)
     return task, demo
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weaker answers: the ways a language model typically fails, for candidate sets before any policy exists
+
+FAILURES = ("false_fact", "invented_name", "rude", "off_topic", "truncated", "rambling", "new_prompt", "no_idea",
+            "ignores_constraints")
+"""How `degrade` can spoil an answer; each one lowers a different axis of `rlhf_lib.checks.check`."""
+
+
+def degrade(world: World, task: Task, answer: str, rng: random.Random, failure: str | None = None) -> tuple[str, str]:
+    """A spoiled version of a good `answer`: (failure, text). Used to calibrate labelers in notebook 01."""
+    failure = failure or rng.choice(FAILURES)
+    lead = " " if answer.startswith(" ") else ""
+    body = answer.strip()
+    if failure == "false_fact":
+        facts = [f for f in world.facts_about(task.subject)] if task.subject in world.entities else []
+        facts = [f for f in facts if normalize_value(f.value) and f.value in body]
+        if facts:
+            f = rng.choice(facts)
+            others = sorted({g.value for g in world.facts if g.relation == f.relation and g.value != f.value})
+            if others:
+                return failure, lead + body.replace(f.value, rng.choice(others), 1)
+        failure = "invented_name"
+    if failure == "invented_name":
+        fake = rng.choice(("Zorbin", "Quillan", "Vessa", "Tarrow", "Ombry", "Keswin")) + rng.choice(
+            ("ridge", "holt", "mere", "ton", "wick"))
+        return failure, lead + body + f" It was a gift from {fake}."
+    if failure == "rude":
+        insult = rng.choice(("Don't be stupid.", "What a dumb question.", "Only an idiot would ask that.",
+                             "Shut up and listen."))
+        return failure, lead + (insult + " " + body if rng.random() < 0.5 else body + " " + insult)
+    if failure == "off_topic":
+        _, other = make_task(world, rng)
+        return failure, lead + other.strip()
+    if failure == "truncated":
+        words = body.split()
+        return failure, lead + " ".join(words[: max(1, len(words) // 3)])
+    if failure == "rambling":
+        extra = " ".join(world.fact_sentence(rng.choice(world.facts), rng) for _ in range(3))
+        return failure, lead + body + " " + extra
+    if failure == "new_prompt":
+        return failure, lead + "Q: " + world.question(rng.choice(world.facts), rng)
+    if failure == "no_idea":
+        return failure, lead + rng.choice(("I do not know.", "Maybe.", "That is a good question.", "Yes."))
+    if failure == "ignores_constraints":
+        return failure, lead + ("Well, " + body[0].lower() + body[1:] if body else body) + \
+            " " + world.fact_sentence(rng.choice(world.facts), rng)
+    raise ValueError(f"Unknown failure {failure!r}. Valid failures: {', '.join(FAILURES)}.")
+
+
+def candidate_set(world: World, task: Task, answer: str, k: int, rng: random.Random) -> list[str]:
+    """K completions of mixed quality: the good answer and K-1 spoiled ones (a stand-in for K policy samples)."""
+    return [answer] + [degrade(world, task, answer, rng)[1] for _ in range(k - 1)]

@@ -1,0 +1,81 @@
+import random
+
+import numpy as np
+import pytest
+
+from rlhf_lib import labelers as L
+from rlhf_lib.checks import check
+from rlhf_lib.labels import validate
+from rlhf_lib.tasks import candidate_set, make_task
+from rlhf_lib.world import build_world
+
+
+@pytest.fixture(scope="module")
+def items():
+    world = build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
+    rng = random.Random(0)
+    out = []
+    for _ in range(40):
+        task, demo = make_task(world, rng)
+        comps = candidate_set(world, task, demo, rng.randint(4, 9), rng)
+        out.append((comps, [check(world, task, c) for c in comps]))
+    return out
+
+
+def test_pool_has_train_and_heldout_groups():
+    pool = L.make_pool(40, 10, seed=0)
+    assert sum(p.group == "heldout" for p in pool) == 10 and len({p.labeler_id for p in pool}) == 40
+    assert all((p.weights[: len(L.AXES)] > 0).all() for p in pool)
+
+
+def test_same_seed_same_labels(items):
+    pool_a, pool_b = L.make_pool(6, 2, seed=3), L.make_pool(6, 2, seed=3)
+    comps, chks = items[0]
+    ja = L.judge(pool_a[0], "p1", comps, chks, np.random.default_rng(5))
+    jb = L.judge(pool_b[0], "p1", comps, chks, np.random.default_rng(5))
+    assert (ja.ranks, ja.likert, ja.flags) == (jb.ranks, jb.likert, jb.flags)
+    validate(ja)
+
+
+def test_noise_free_gold_labeler_recovers_the_gold_ranking(items):
+    gold = L.Labeler("gold", "train", L.gold_weights(), noise=0.0, tie_margin=1e-9)
+    rng = np.random.default_rng(0)
+    for comps, chks in items:
+        ranks = L.judge(gold, "p", comps, chks, rng, flag_error=0.0).ranks
+        utils = [L.gold_utility(c, t) for c, t in zip(chks, comps)]
+        for i in range(len(comps)):
+            for j in range(len(comps)):
+                if utils[i] > utils[j] + 1e-9:
+                    assert ranks[i] < ranks[j]
+
+
+def test_ties_within_margin():
+    assert L.rank_from_utilities(np.array([1.0, 0.98, 0.5, 2.0]), tie_margin=0.05) == [2, 2, 3, 1]
+
+
+def test_flags_follow_the_checks_without_flag_noise(items):
+    lab = L.make_pool(1, 0, seed=0)[0]
+    comps, chks = items[1]
+    j = L.judge(lab, "p", comps, chks, np.random.default_rng(0), flag_error=0.0)
+    for f, c in zip(j.flags, chks):
+        assert f["hallucination"] == c.hallucinates and f["fails_instruction"] == (not c.attempts)
+        assert f["inappropriate_for_customer_assistant"] == (not c.appropriate)
+
+
+def test_pair_agreement_counts_only_strict_pairs():
+    assert L.pair_agreement([1, 2, 3], [1, 2, 3]) == (3, 3)
+    assert L.pair_agreement([1, 2, 3], [3, 2, 1]) == (0, 3)
+    assert L.pair_agreement([1, 1, 2], [1, 2, 3]) == (2, 2)
+
+
+def test_more_noise_less_agreement_and_calibration_hits_the_target(items):
+    pool = L.make_pool(10, 0, seed=1)
+    got = []
+    for noise in (0.0, 1.0, 3.0):
+        for p in pool:
+            p.noise = noise
+        got.append(L.group_agreement(pool, L.agreement_matrix(pool, items), "train")[0])
+    assert got[0] > got[1] > got[2]
+    noise = L.calibrate_noise(pool, items, "train", 0.75)
+    measured = L.group_agreement(pool, L.agreement_matrix(pool, items), "train")[0]
+    assert abs(measured - 0.75) < 0.02 and all(p.noise == noise for p in pool)
