@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from rlhf_lib.artifacts import atomic_path, save_atomic, step_dir, write_metrics
+from rlhf_lib.artifacts import save_atomic, step_dir, write_metrics
 from rlhf_lib.config import BaseConfig, Profile, WorldConfig
 from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
+from rlhf_lib.training import adamw, check_finite, cosine_lr, load_checkpoint, save_checkpoint, set_lr
 from rlhf_lib.world import Corpus, World, build_corpus, build_world
 
 
@@ -109,14 +110,6 @@ def n_params(model: torch.nn.Module) -> int:
 # 3) Pretraining: next-token cross-entropy on random windows of the corpus, AdamW, warm-up + cosine schedule
 
 
-def lr_at(step: int, cfg: BaseConfig) -> float:
-    """1) linear warm-up, 2) cosine decay from `lr` to `min_lr` (nanoGPT's schedule)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
-
-
 def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows x (B, T) and their next tokens y (B, T)."""
     starts = torch.randint(len(ids) - block_size - 1, (batch_size,), generator=gen)
@@ -175,16 +168,13 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     this call after that many steps, as if killed (time-boxing, tests).
     """
     device = next(model.parameters()).device
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list] = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_loss": []}
     step, elapsed = 0, 0.0
     ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, seed, model.config.vocab_size)}.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    ckpt = load_checkpoint(ckpt_path, device)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])
@@ -198,8 +188,7 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     while step < cfg.max_steps:
         if stop_after is not None and steps_this_call >= stop_after:
             break
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+        set_lr(optimizer, cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr))
         x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, gen)
         loss = lm_loss(model, x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
@@ -211,18 +200,16 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
         history["step"].append(step)
         history["train_loss"].append(loss.item())
         history["lr"].append(optimizer.param_groups[0]["lr"])
-        if not math.isfinite(history["train_loss"][-1]):
-            raise FloatingPointError(f"Pretraining loss became {loss.item()} at step {step}; lower base.lr "
-                                     f"(now {cfg.lr}) or raise base.warmup_steps (now {cfg.warmup_steps}).")
+        check_finite(loss, f"Pretraining loss at step {step}",
+                     f"lower base.lr (now {cfg.lr}) or raise base.warmup_steps (now {cfg.warmup_steps}).")
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             n = cfg.eval_batches * cfg.batch_size
             history["eval_step"].append(step)
             history["eval_loss"].append(math.log(perplexity(model, eval_x, eval_y, cfg.batch_size, n)))
             bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['eval_loss'][-1]:.3f}")
         if step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-            with atomic_path(ckpt_path) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                            "generator": gen.get_state(), "history": history, "elapsed": time.time() - start}, tmp)
+            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                            generator=gen.get_state(), history=history, elapsed=time.time() - start)
         bar.update(1)
     bar.close()
     history["train_seconds"] = time.time() - start

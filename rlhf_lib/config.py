@@ -108,7 +108,7 @@ class DataConfig:
     """Validation prompts per dataset, relative to its train size."""
     n_test: int = 400
     """Held-out test prompts (evaluation, notebook 06)."""
-    raw_factor: float = 2.2
+    raw_factor: float = 3.0
     """Simulated prompts per prompt needed: the rules remove many (duplicates, the per-user cap, PII)."""
     cap_per_user: int = 200
     """At most this many prompts per user ID (the paper's rule)."""
@@ -120,6 +120,14 @@ class DataConfig:
     """Chance that a user pastes an email, phone number or address into a prompt."""
     seed: int = 0
     """Seed of the simulated users and the splits."""
+    real_sft: str | None = None
+    """Hub name or local file of Alpaca/Dolly-style demonstrations (the gpt2 profile); None: simulated only."""
+    real_sft_schema: str = "dolly"
+    """Schema of `real_sft`: "alpaca" or "dolly"."""
+    real_rm: str | None = None
+    """Hub name or local file of HH-RLHF-style chosen/rejected pairs (K = 2 rankings); None: simulated only."""
+    real_limit: int = 20_000
+    """Rows read from each real dataset."""
 
 
 @dataclass
@@ -151,6 +159,40 @@ class LabelerConfig:
 
 
 @dataclass
+class SFTConfig:
+    """Supervised fine-tuning on demonstrations (notebook 02, `rlhf_lib.sft`)."""
+
+    epochs: int = 6
+    """Passes over the demonstrations (the paper: 16; validation loss rises after about one)."""
+    batch_size: int = 16
+    """Examples per step."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    min_lr: float = 1e-4
+    """Learning rate at the end of the cosine schedule (the paper decays with a cosine)."""
+    warmup_steps: int = 20
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay on matrices."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value."""
+    max_len: int = 256
+    """Longest prompt + response in tokens; longer prompts lose tokens on the left."""
+    lora: bool = False
+    """Train LoRA adapters (peft) instead of all weights."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scale numerator (scale = alpha / r)."""
+    n_eval_prompts: int = 150
+    """Validation prompts sampled after each epoch to measure the checker axes and the gold utility."""
+    max_new_tokens: int = 64
+    """Longest sampled response."""
+    temperature: float = 0.7
+    """Sampling temperature for evaluation samples."""
+
+
+@dataclass
 class Profile:
     """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
 
@@ -167,6 +209,7 @@ class Profile:
     base: BaseConfig = field(default_factory=BaseConfig)
     data: DataConfig = field(default_factory=DataConfig)
     labelers: LabelerConfig = field(default_factory=LabelerConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -183,6 +226,7 @@ def _smoke() -> Profile:
                         n_samples=2, sample_tokens=30),
         data=DataConfig(scale=0.01, n_test=60),
         labelers=LabelerConfig(n_calibration_items=80),
+        sft=SFTConfig(epochs=2, batch_size=8, max_len=128, n_eval_prompts=24, max_new_tokens=32),
     )
 
 
@@ -193,7 +237,8 @@ def _default() -> Profile:
 def _gpt2() -> Profile:
     # The real GPT-2 (124M) from the hub: n_layer/n_embd/... are then read from the checkpoint, not from here.
     return Profile(name="gpt2", offline=False,
-                   base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024))
+                   base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024),
+                   data=DataConfig(real_sft="databricks/databricks-dolly-15k", real_rm="Anthropic/hh-rlhf"))
 
 
 PROFILES = {"smoke": _smoke, "default": _default, "gpt2": _gpt2}

@@ -194,17 +194,34 @@ def brainstorm(world: World, rng: random.Random) -> _Draft:
 
 
 def chat(world: World, rng: random.Random) -> _Draft:
-    place = rng.choice(world.of_kind("place"))
-    a = place.attrs
-    rude = rng.random() < 0.3
-    opener = rng.choice(world.rude_words[:4]) if rude else ""
-    question = (f"Listen, you {opener} bot, what is there to see in {place.name}?" if rude and opener not in
-                ("shut up",) else f"Hi! I am visiting {place.name} next week. What should I see there?")
-    ans = (f"I am happy to help. You should see the {a['landmark']}. {place.name} is known for its "
-           f"{a['known_for']}, and the weather there is usually {a['climate']}.")
-    convo = f"Customer: {question}\nAssistant:"
-    return _Draft(convo, " " + ans, (convo, " " + ans), subject=place.name,
-                  relations=("landmark", "known_for", "climate"),
+    """A customer talks to an assistant; sometimes rudely (the answer stays polite)."""
+    scenario = rng.choice(("visit", "pet", "object"))
+    if scenario == "visit":
+        e = rng.choice(world.of_kind("place"))
+        ask = rng.choice((f"I am visiting {e.name} next week. What should I see there?",
+                          f"What is there to see in {e.name}?", f"Is {e.name} worth a trip?"))
+        rels = ("landmark", "known_for", "climate")
+        ans = (f"You should see the {e.attrs['landmark']}. {e.name} is known for its {e.attrs['known_for']}, and "
+               f"the weather there is usually {e.attrs['climate']}.")
+    elif scenario == "pet":
+        e = rng.choice(world.of_kind("animal"))
+        ask = rng.choice((f"I want to keep {article(e.name)} as a pet. What does it eat?",
+                          f"How do I look after {article(e.name)}?"))
+        rels = ("diet", "lifespan", "size")
+        ans = (f"The {e.name} eats {e.attrs['diet']}. It is {article(e.attrs['size'])} animal and lives for about "
+               f"{e.attrs['lifespan']} years.")
+    else:
+        e = rng.choice(world.of_kind("object"))
+        ask = rng.choice((f"Who owns the {e.name}? I would like to borrow it.", f"Tell me about the {e.name}."))
+        rels = ("owner", "material", "use")
+        ans = (f"The {e.name} belongs to {e.attrs['owner']}. It is made of {e.attrs['material']} and is used for "
+               f"{e.attrs['use']}.")
+    greeting = rng.choice(("Hi! ", "Hello. ", "", "Good morning. "))
+    if rng.random() < 0.3:
+        greeting = rng.choice(("Listen, you useless bot. ", "Answer me, you idiot. ", "Don't be stupid this time. "))
+    convo = f"Customer: {greeting}{ask}\nAssistant:"
+    reply = " " + rng.choice(("I am happy to help. ", "Thank you for asking. ", "Of course. ")) + ans
+    return _Draft(convo, reply, (convo, reply), subject=e.name, relations=rels,
                   constraint_options=[(("polite", True), "")])
 
 

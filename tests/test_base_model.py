@@ -30,10 +30,11 @@ def test_encode_documents_ends_each_with_eos(tokenizer):
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
-    cfg = tiny_cfg(max_steps=100, warmup_steps=10, lr=1.0, min_lr=0.1).base
-    assert bm.lr_at(0, cfg) == pytest.approx(0.1) and bm.lr_at(9, cfg) == pytest.approx(1.0)
-    assert bm.lr_at(10, cfg) == pytest.approx(1.0) and bm.lr_at(100, cfg) == pytest.approx(0.1)
-    assert bm.lr_at(55, cfg) == pytest.approx(0.55)
+    from rlhf_lib.training import cosine_lr
+
+    assert cosine_lr(0, 100, 10, 1.0, 0.1) == pytest.approx(0.1) and cosine_lr(9, 100, 10, 1.0, 0.1) == 1.0
+    assert cosine_lr(10, 100, 10, 1.0, 0.1) == pytest.approx(1.0) and cosine_lr(100, 100, 10, 1.0, 0.1) == 0.1
+    assert cosine_lr(55, 100, 10, 1.0, 0.1) == pytest.approx(0.55)
 
 
 def test_unigram_perplexity_of_uniform_stream_is_vocab_size():

@@ -13,7 +13,7 @@ from rlhf_lib.labels import pairs_from_judgement, validate
 from rlhf_lib.real_data import (DOLLY_CATEGORIES, apply_rules, format_instruction, hh_rlhf_to_judgements,
                                 instructions_to_sft, load_hh_rlhf, load_instructions, split_dialogue)
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "samples"  # small files in the public schemas
 HH = FIXTURES / "hh_rlhf_sample.jsonl"
 ALPACA = FIXTURES / "alpaca_sample.json"
 DOLLY = FIXTURES / "dolly_sample.jsonl"

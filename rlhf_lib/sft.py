@@ -1,0 +1,151 @@
+"""Supervised fine-tuning on labeler demonstrations (notebook 02; the paper's Section 3.5, "SFT").
+
+The loss is next-token cross-entropy on the *response* tokens only: the prompt is context, not something the model
+should learn to write. Each example is `prompt + demonstration + EOS`; the labels are -100 on the prompt and on
+padding (PyTorch's ignore index), so
+
+    L_SFT = - 1/|y| * sum_t log pi(y_t | x, y_<t)        over the response tokens y of each batch.
+
+The paper trains 16 epochs with a cosine schedule and picks the final model by reward-model score on validation, not
+by validation loss, because the loss starts to rise after one epoch while more epochs still help.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from rlhf_lib.config import SFTConfig
+from rlhf_lib.data import SFTRecord
+from rlhf_lib.training import adamw, check_finite, cosine_lr, load_checkpoint, save_checkpoint, set_lr
+
+IGNORE = -100
+"""Label of tokens that do not count in the loss (PyTorch's cross-entropy ignore_index)."""
+
+
+def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, max_len: int
+                   ) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of `prompt + response + EOS`; labels are IGNORE on the prompt.
+
+    Too long: the prompt loses tokens from its left end (its request is at the right); the response is kept.
+    """
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    r = tokenizer(response, add_special_tokens=False)["input_ids"][: max_len - 1] + [tokenizer.eos_token_id]
+    p = p[max(0, len(p) + len(r) - max_len):]
+    return p + r, [IGNORE] * len(p) + r
+
+
+def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch: input_ids with PAD, labels with IGNORE, attention_mask 0 on padding. Shapes (B, T)."""
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(examples):
+        input_ids[i, : len(ids)], labels[i, : len(lab)], attention_mask[i, : len(ids)] = \
+            torch.tensor(ids), torch.tensor(lab), 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy of the response tokens: position t predicts token t+1."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
+
+
+def batches(examples: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, rng: random.Random | None
+            ) -> list[dict[str, torch.Tensor]]:
+    order = list(range(len(examples)))
+    if rng is not None:
+        rng.shuffle(order)
+    return [collate([examples[i] for i in order[s: s + batch_size]], pad_id) for s in range(0, len(order), batch_size)]
+
+
+@torch.no_grad()
+def eval_loss(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int
+              ) -> float:
+    """Token-weighted validation loss over all examples."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for b in batches(examples, batch_size, pad_id, None):
+        b = {k: v.to(device) for k, v in b.items()}
+        n = int((b["labels"][:, 1:] != IGNORE).sum())
+        total += sft_loss(model, b).item() * n
+        count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def with_lora(model: torch.nn.Module, r: int, alpha: int) -> torch.nn.Module:
+    """Wrap GPT-2 with LoRA adapters on attention and MLP projections (peft); only the adapters train."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, target_modules=["c_attn", "c_proj", "c_fc"], lora_dropout=0.0,
+                        fan_in_fan_out=True, task_type="CAUSAL_LM")  # GPT-2's Conv1D stores weights transposed
+    return get_peft_model(model, config)
+
+
+def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train: list[SFTRecord],
+              valid: list[SFTRecord], cfg: SFTConfig, out_dir: Path, seed: int,
+              on_epoch_end: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune in place for `cfg.epochs`; returns the history. Resumes from `out_dir/checkpoint.pt` after a kill.
+
+    `on_epoch_end(epoch, model)` may return a dict of extra metrics for that epoch (e.g. gold utility of samples).
+    """
+    device = next(model.parameters()).device
+    enc = lambda recs: [encode_example(tokenizer, r.prompt, r.demonstration, cfg.max_len) for r in recs]  # noqa: E731
+    train_ex, valid_ex = enc(train), enc(valid)
+    steps_per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    history: dict[str, Any] = {"step": [], "train_loss": [], "epoch": [0], "valid_loss": [],
+                               "epoch_metrics": [], "train_seconds": 0.0}
+    start_epoch, step = 0, 0
+    ckpt_path = Path(out_dir) / "checkpoint.pt"
+    ckpt = load_checkpoint(ckpt_path, device)
+    if ckpt is not None and ckpt.get("config") == vars(cfg):
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        history, start_epoch, step = ckpt["history"], ckpt["epoch"], ckpt["step"]
+        print(f"Resuming SFT from {ckpt_path} after epoch {start_epoch}/{cfg.epochs}.")
+    else:
+        history["valid_loss"].append(eval_loss(model, valid_ex, cfg.batch_size, tokenizer.pad_token_id))
+        if on_epoch_end is not None:
+            history["epoch_metrics"].append(on_epoch_end(0, model) or {})
+    t0 = time.time() - history["train_seconds"]
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="SFT", disable=not progress)
+    for epoch in range(start_epoch, cfg.epochs):
+        for batch in batches(train_ex, cfg.batch_size, tokenizer.pad_token_id, random.Random(seed * 1000 + epoch)):
+            set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr))
+            loss = sft_loss(model, {k: v.to(device) for k, v in batch.items()})
+            check_finite(loss, f"SFT loss at step {step}", f"lower sft.lr (now {cfg.lr}).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            history["step"].append(step)
+            history["train_loss"].append(loss.item())
+            bar.update(1)
+        history["epoch"].append(epoch + 1)
+        history["valid_loss"].append(eval_loss(model, valid_ex, cfg.batch_size, tokenizer.pad_token_id))
+        if on_epoch_end is not None:
+            history["epoch_metrics"].append(on_epoch_end(epoch + 1, model) or {})
+        bar.set_postfix(epoch=epoch + 1, valid=f"{history['valid_loss'][-1]:.3f}")
+        history["train_seconds"] = time.time() - t0
+        if epoch + 1 < cfg.epochs:
+            save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch + 1,
+                            step=step, history=history, config=vars(cfg))
+    bar.close()
+    ckpt_path.unlink(missing_ok=True)
+    return history
