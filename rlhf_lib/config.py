@@ -193,6 +193,41 @@ class SFTConfig:
 
 
 @dataclass
+class RMConfig:
+    """The reward model and its comparison data (notebook 03, `rlhf_lib.reward_model`)."""
+
+    max_prompts: int | None = 600
+    """Ranked prompts used for training (None: all of `rm_train`; sampling K answers for all of them takes several
+    minutes on a laptop CPU, so the default ranks a subset)."""
+    max_valid_prompts: int = 200
+    """Validation prompts, each ranked by a training and by a held-out labeler."""
+    p_base_policy: float = 0.25
+    """Share of completions sampled from the base model instead of SFT ("other policies" in the paper)."""
+    temperature: float = 1.0
+    """Sampling temperature of the completions to rank."""
+    max_new_tokens: int = 48
+    """Longest sampled completion."""
+    epochs: int = 1
+    """Passes over the rankings (the paper: 1; the RM overfits after that)."""
+    batch_size: int = 8
+    """Prompts per step; each brings all its K completions."""
+    lr: float = 3e-4
+    """Peak learning rate (cosine decay to a tenth)."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    weight_decay: float = 0.0
+    """AdamW weight decay on matrices."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value."""
+    max_len: int = 192
+    """Longest prompt + completion in tokens; longer prompts lose tokens on the left."""
+    ablation: bool = True
+    """Also train the paper's ablation: every pair as a separate data point, shuffled."""
+    ablation_prompts: int = 200
+    """Ranked prompts both sides of the ablation train on (pairs cost K-1 forward passes per completion)."""
+
+
+@dataclass
 class Profile:
     """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
 
@@ -210,6 +245,7 @@ class Profile:
     data: DataConfig = field(default_factory=DataConfig)
     labelers: LabelerConfig = field(default_factory=LabelerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -221,12 +257,13 @@ def _smoke() -> Profile:
         world=WorldConfig(n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6,
                           corpus_chars=250_000, heldout_fraction=0.1),
         tokenizer=TokenizerConfig(vocab_size=1024),
-        base=BaseConfig(n_layer=2, n_head=2, n_embd=64, block_size=64, batch_size=16, lr=3e-3, min_lr=3e-4,
+        base=BaseConfig(n_layer=2, n_head=2, n_embd=64, block_size=128, batch_size=8, lr=3e-3, min_lr=3e-4,
                         warmup_steps=10, max_steps=120, eval_every=40, eval_batches=4, checkpoint_every=40,
                         n_samples=2, sample_tokens=30),
         data=DataConfig(scale=0.01, n_test=60),
         labelers=LabelerConfig(n_calibration_items=80),
         sft=SFTConfig(epochs=2, batch_size=8, max_len=128, n_eval_prompts=24, max_new_tokens=32),
+        rm=RMConfig(max_prompts=120, max_valid_prompts=30, max_new_tokens=24, max_len=128, ablation_prompts=60),
     )
 
 

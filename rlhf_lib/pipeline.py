@@ -25,6 +25,8 @@ from rlhf_lib.config import PROFILES, get_profile
 NOTEBOOKS: list[tuple[str, str]] = [
     ("base", "00_base_model.ipynb"),
     ("data", "01_dataset.ipynb"),
+    ("sft", "02_sft.ipynb"),
+    ("rm", "03_reward_model.ipynb"),
 ]
 """(step, notebook) in pipeline order."""
 

@@ -41,9 +41,13 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
     device = next(model.parameters()).device
     limit = max_prompt_tokens or (model.config.n_positions - max_new_tokens)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    out: list[str] = []
-    for i in range(0, len(prompts), batch_size):
-        enc = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts[i: i + batch_size], limit).items()}
+    # batch prompts of similar length: left padding to a long few-shot prompt makes every step of a batch slower
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    out: list[str] = [""] * len(prompts)
+    for s in range(0, len(order), batch_size):
+        idx = order[s: s + batch_size]
+        enc = {k: v.to(device) for k, v in encode_prompts(tokenizer, [prompts[i] for i in idx], limit).items()}
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         kwargs = {"do_sample": True, "temperature": temperature, "top_k": top_k} if temperature > 0 else \
             {"do_sample": False}
@@ -51,8 +55,8 @@ def generate(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts
                               eos_token_id=tokenizer.eos_token_id, **kwargs)
         resp = seqs[:, enc["input_ids"].shape[1]:]
         mask = response_mask(resp, tokenizer.eos_token_id)
-        for row, m in zip(resp, mask):
+        for i, row, m in zip(idx, resp, mask):
             ids = [t for t, keep in zip(row.tolist(), m.tolist()) if keep and t != tokenizer.eos_token_id
                    and t != tokenizer.pad_token_id]
-            out.append(tokenizer.decode(ids))
+            out[i] = tokenizer.decode(ids)
     return out

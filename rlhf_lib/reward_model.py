@@ -1,0 +1,372 @@
+"""The reward model: the SFT transformer without its unembedding, and one scalar head (notebook 03; Section 3.5).
+
+    r_theta(x, y) = w^T h_T(x, y) + b,   h_T the last hidden state at the final real token (the EOS after y)
+
+It is trained on labeler rankings with `rlhf_lib.losses.rm_loss`: the K completions of a prompt go through the model
+once each, in one batch element, and every pair of them is compared from the K scores. After training, the bias is
+shifted so that the labelers' demonstrations score 0 on average, as the paper normalises before RL.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+from transformers import GPT2LMHeadModel, GPT2Model, PreTrainedTokenizerBase
+
+from rlhf_lib.artifacts import save_atomic
+from rlhf_lib.config import RMConfig
+from rlhf_lib.labels import Judgement
+from rlhf_lib.losses import pairwise_accuracy, rm_loss
+from rlhf_lib.sft import encode_example
+from rlhf_lib.training import adamw, check_finite, cosine_lr, set_lr
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last real token of each row, for left or right padding alike. (B, T) -> (B,)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    return (attention_mask * positions).argmax(dim=1)
+
+
+class RewardModel(torch.nn.Module):
+    """A GPT-2 transformer (no LM head) and a linear head that reads the last real token."""
+
+    def __init__(self, backbone: GPT2Model) -> None:
+        super().__init__()
+        self.backbone = backbone
+        d = backbone.config.n_embd
+        self.head = torch.nn.Linear(d, 1)
+        torch.nn.init.normal_(self.head.weight, std=1 / math.sqrt(d + 1))  # small, so early scores are near 0
+        torch.nn.init.zeros_(self.head.bias)
+
+    @classmethod
+    def from_lm(cls, lm: GPT2LMHeadModel) -> RewardModel:
+        """Start from a language model (the SFT model): keep its transformer, drop the unembedding."""
+        return cls(lm.transformer)
+
+    @property
+    def config(self) -> Any:
+        return self.backbone.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Scores (B,) of sequences (B, T) that end with EOS (any padding side)."""
+        position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # left padding must not shift positions
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                               position_ids=position_ids).last_hidden_state  # (B, T, d)
+        last = hidden[torch.arange(len(hidden), device=hidden.device), last_token_index(attention_mask)]  # (B, d)
+        return self.head(last).squeeze(-1)
+
+    def save(self, path: Path) -> Path:
+        def _save(tmp: Path) -> None:
+            self.backbone.save_pretrained(tmp, safe_serialization=True)
+            save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, tmp / "reward_head.safetensors")
+        return save_atomic(Path(path), _save)
+
+    @classmethod
+    def load(cls, path: Path, device: str | torch.device = "cpu") -> RewardModel:
+        model = cls(GPT2Model.from_pretrained(path))
+        model.head.load_state_dict(load_file(Path(path) / "reward_head.safetensors"))
+        return model.to(device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batches: the K completions of each prompt, flattened to one sequence each
+
+
+@dataclass
+class Comparison:
+    """One ranked prompt: K completions and their ranks (lower is better, ties equal)."""
+
+    prompt: str
+    completions: list[str]
+    ranks: list[int]
+
+
+def comparisons_from(judgements: list[Judgement], prompts: dict[str, str]) -> list[Comparison]:
+    return [Comparison(prompts[j.prompt_id], j.completions, j.ranks) for j in judgements]
+
+
+def encode_comparisons(tokenizer: PreTrainedTokenizerBase, batch: list[Comparison], max_len: int
+                       ) -> dict[str, torch.Tensor]:
+    """input_ids / attention_mask (sum K, T) right-padded, and ranks (B, K_max) with -1 padding."""
+    seqs = [encode_example(tokenizer, c.prompt, y, max_len)[0] for c in batch for y in c.completions]
+    width = max(len(s) for s in seqs)
+    input_ids = torch.full((len(seqs), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        input_ids[i, : len(s)], attention_mask[i, : len(s)] = torch.tensor(s), 1
+    k_max = max(len(c.completions) for c in batch)
+    ranks = torch.full((len(batch), k_max), -1, dtype=torch.long)
+    for b, c in enumerate(batch):
+        ranks[b, : len(c.ranks)] = torch.tensor(c.ranks)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "ranks": ranks}
+
+
+def score_comparisons(model: RewardModel, enc: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One forward pass per completion; scores laid out as (B, K_max), padding slots 0."""
+    flat = model(enc["input_ids"], enc["attention_mask"])                  # (sum K,)
+    valid = enc["ranks"] >= 0
+    scores = torch.zeros(valid.shape, dtype=flat.dtype, device=flat.device)
+    scores[valid] = flat                                                   # row-major: prompt by prompt
+    return scores
+
+
+def as_pairs(comparisons: list[Comparison]) -> list[Comparison]:
+    """The ablation: every compared pair as its own data point (K=2), as if labelers had compared pairs."""
+    out = []
+    for c in comparisons:
+        for i in range(len(c.completions)):
+            for j in range(i + 1, len(c.completions)):
+                if c.ranks[i] != c.ranks[j]:
+                    w, l = (i, j) if c.ranks[i] < c.ranks[j] else (j, i)
+                    out.append(Comparison(c.prompt, [c.completions[w], c.completions[l]], [1, 2]))
+    return out
+
+
+@torch.no_grad()
+def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons: list[Comparison], max_len: int,
+             batch_size: int = 16) -> float:
+    """Fraction of compared pairs that the reward model orders like the labeler."""
+    model.eval()
+    device = next(model.parameters()).device
+    right = total = 0
+    for s in range(0, len(comparisons), batch_size):
+        enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, comparisons[s: s + batch_size],
+                                                              max_len).items()}
+        r, t = pairwise_accuracy(score_comparisons(model, enc), enc["ranks"])
+        right, total = right + r, total + t
+    model.train()
+    return right / max(total, 1)
+
+
+def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
+             valid: dict[str, list[Comparison]], cfg: RMConfig, seed: int, epochs: int | None = None,
+             evals_per_epoch: int = 4, progress: bool = True) -> dict[str, Any]:
+    """Minimise `rm_loss` over prompts (B per step). Returns the history with train/valid accuracy over steps."""
+    device = next(model.parameters()).device
+    epochs = epochs or cfg.epochs
+    max_len = min(cfg.max_len, model.config.n_positions)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = steps_per_epoch * epochs
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    every = max(1, steps_per_epoch // evals_per_epoch)
+    history: dict[str, Any] = {"step": [], "loss": [], "eval_step": [], "train_acc": [],
+                               **{f"{name}_acc": [] for name in valid}}
+    probe = train[: max(64, len(train) // 10)]  # accuracy on training data: is it memorising?
+    rng = random.Random(seed)
+    t0, step = time.time(), 0
+    bar = tqdm(total=total, desc="reward model", disable=not progress)
+    model.train()
+    for _ in range(epochs):
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        for s in range(0, len(order), cfg.batch_size):
+            set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.lr * 0.1))
+            enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, [train[i] for i in order[s: s + cfg.batch_size]],
+                                                                  max_len).items()}
+            loss = rm_loss(score_comparisons(model, enc), enc["ranks"])
+            check_finite(loss, f"Reward-model loss at step {step}", f"lower rm.lr (now {cfg.lr}).")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            history["step"].append(step)
+            history["loss"].append(loss.item())
+            bar.update(1)
+            if step % every == 0 or step == total:
+                history["eval_step"].append(step / steps_per_epoch)
+                history["train_acc"].append(accuracy(model, tokenizer, probe, max_len))
+                for name, comps in valid.items():
+                    history[f"{name}_acc"].append(accuracy(model, tokenizer, comps, max_len))
+                bar.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.items()
+                                                               if k.endswith("_acc")})
+    bar.close()
+    history["train_seconds"] = time.time() - t0
+    return history
+
+
+@torch.no_grad()
+def normalize(model: RewardModel, tokenizer: PreTrainedTokenizerBase, pairs: list[tuple[str, str]], max_len: int,
+              batch_size: int = 32) -> float:
+    """Shift the head's bias so that the (prompt, demonstration) pairs score 0 on average; returns the old mean."""
+    model.eval()
+    device = next(model.parameters()).device
+    scores = []
+    for s in range(0, len(pairs), batch_size):
+        comps = [Comparison(p, [d], [1]) for p, d in pairs[s: s + batch_size]]
+        enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, comps, max_len).items()}
+        scores.append(model(enc["input_ids"], enc["attention_mask"]))
+    mean = torch.cat(scores).mean()
+    model.head.bias -= mean
+    return float(mean)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebook 03 without the prose: comparison data, training, the ablation, normalisation
+
+
+def model_dir(profile: str) -> Path:
+    from rlhf_lib.artifacts import step_dir
+
+    return step_dir(profile, "rm") / "model"
+
+
+def sample_candidates(policies: list[tuple[torch.nn.Module, float]], tokenizer: PreTrainedTokenizerBase,
+                      prompts: list[str], cfg: RMConfig, k_min: int, k_max: int, seed: int) -> list[list[str]]:
+    """K completions per prompt (K uniform in [k_min, k_max]), each from a policy drawn with the given weights."""
+    from rlhf_lib.sampling import generate
+
+    rng = random.Random(seed)
+    ks = [rng.randint(k_min, k_max) for _ in prompts]
+    owner = [[rng.choices(range(len(policies)), weights=[w for _, w in policies])[0] for _ in range(k)] for k in ks]
+    out: list[list[str]] = [[""] * k for k in ks]
+    for p, (policy, _) in enumerate(policies):
+        slots = [(i, j) for i, row in enumerate(owner) for j, o in enumerate(row) if o == p]
+        texts = generate(policy, tokenizer, [prompts[i] for i, _ in slots], cfg.max_new_tokens,
+                         temperature=cfg.temperature, seed=seed + p)
+        for (i, j), t in zip(slots, texts):
+            out[i][j] = t
+    return out
+
+
+def rank_all(world: Any, records: list, completions: list[list[str]], pool: list, group: str, seed: int
+             ) -> list[Judgement]:
+    """Each prompt ranked by one random labeler of `group` (most comparisons in the paper had one labeler)."""
+    import numpy as np
+
+    from rlhf_lib.checks import check
+    from rlhf_lib.dataset import task_of
+    from rlhf_lib.labelers import judge, pick
+
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    out = []
+    for rec, comps in zip(records, completions):
+        task = task_of(rec)
+        out.append(judge(pick(pool, group, rng), rec.prompt_id, comps, [check(world, task, c) for c in comps], nrng))
+    return out
+
+
+def write_judgements(path: Path, judgements: list[Judgement]) -> Path:
+    """A whole labels file at once, atomically (the widget appends line by line to its own file)."""
+    import json
+
+    from rlhf_lib.artifacts import write_text_atomic
+
+    write_text_atomic(path, "".join(json.dumps(j.to_dict()) + "\n" for j in judgements))
+    return path
+
+
+def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """Sample and rank comparisons, train the reward model (and the pairs ablation), normalise, save, metrics."""
+    from rlhf_lib.artifacts import step_dir, write_metrics
+    from rlhf_lib.base_model import load_base, world_for
+    from rlhf_lib.dataset import load_dataset, load_pool
+    from rlhf_lib.labels import load_judgements
+    from rlhf_lib.sft import load_sft
+
+    out = step_dir(cfg.name, "rm")
+    policy, tokenizer = load_sft(cfg)
+    base, _ = load_base(cfg)
+    world, pool = world_for(cfg.world), load_pool(cfg.name)
+    data = comparison_data(cfg, world, pool, policy, base, tokenizer)
+    prompts = {r.prompt_id: r.prompt for name in ("rm_train", "rm_valid", "sft_train")
+               for r in load_dataset(cfg.name, name)}
+    human = out / "human_labels.jsonl"  # labels you gave with the widget, on training prompts only
+    train_j = data["train"] + [j for j in (load_judgements(human) if human.exists() else []) if j.prompt_id in prompts
+                               and j.prompt_id not in {r.prompt_id for r in load_dataset(cfg.name, "rm_valid")}]
+    train = comparisons_from(train_j, prompts)
+    valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
+    rm = RewardModel.from_lm(load_sft(cfg)[0])
+    history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress)
+    ablation = run_ablation(cfg, tokenizer, train, valid, progress) if cfg.rm.ablation else None
+    sft_train = load_dataset(cfg.name, "sft_train")
+    shift = normalize(rm, tokenizer, [(r.prompt, r.demonstration) for r in sft_train],
+                      min(cfg.rm.max_len, rm.config.n_positions))
+    rm.save(model_dir(cfg.name))
+    metrics = rm_metrics(history, ablation, len(train), len(as_pairs(train)), shift)
+    write_metrics(cfg.name, "rm", metrics)
+    return metrics
+
+
+def run_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
+                 valid: dict[str, list[Comparison]], progress: bool = True) -> dict[str, dict[str, Any]]:
+    """The paper's ablation on the first `rm.ablation_prompts` prompts: the same rankings trained two ways, all
+    C(K,2) pairs of a prompt in one batch element ("grouped") vs every pair a shuffled data point ("pairs")."""
+    from rlhf_lib.sft import load_sft
+
+    subset = train[: cfg.rm.ablation_prompts]
+    runs = {}
+    for name, data in (("grouped", subset), ("pairs", as_pairs(subset))):
+        model = RewardModel.from_lm(load_sft(cfg)[0])
+        runs[name] = train_rm(model, tokenizer, data, valid, cfg.rm, cfg.seed, progress=progress)
+    return runs
+
+
+def rm_metrics(history: dict[str, Any], ablation: dict[str, dict[str, Any]] | None, n_prompts: int, n_pairs: int,
+               shift: float) -> dict[str, Any]:
+    """`rm/metrics.json`: held-out accuracy by labeler group, the pairs ablation, wall times."""
+    metrics = {"acc_train_labelers": history["valid_train_acc"][-1],
+               "acc_heldout_labelers": history["valid_heldout_acc"][-1],
+               "acc_train_data": history["train_acc"][-1], "train_seconds": history["train_seconds"],
+               "n_train_prompts": n_prompts, "n_train_pairs": n_pairs, "score_shift": shift}
+    if ablation is not None:
+        grouped, pairs = ablation["grouped"], ablation["pairs"]
+        metrics |= {"acc_pairs_ablation": pairs["valid_train_acc"][-1],
+                    "acc_pairs_ablation_heldout": pairs["valid_heldout_acc"][-1],
+                    "acc_pairs_ablation_train_data": pairs["train_acc"][-1],
+                    "train_seconds_pairs_ablation": pairs["train_seconds"],
+                    "acc_grouped_ablation": grouped["valid_train_acc"][-1],
+                    "acc_grouped_ablation_heldout": grouped["valid_heldout_acc"][-1],
+                    "acc_grouped_ablation_train_data": grouped["train_acc"][-1],
+                    "train_seconds_grouped_ablation": grouped["train_seconds"]}
+    return metrics
+
+
+def comparison_data(cfg: Any, world: Any, pool: list, policy: torch.nn.Module, base: torch.nn.Module,
+                    tokenizer: PreTrainedTokenizerBase) -> dict[str, list[Judgement]]:
+    """Rankings of sampled completions: train prompts by training labelers; valid prompts by both groups.
+
+    Written to `rm/labels_train.jsonl`, `rm/labels_valid_train.jsonl`, `rm/labels_valid_heldout.jsonl`, and
+    `rm/samples_train.jsonl` (what the ranking widget shows a person).
+    """
+    import json
+
+    from rlhf_lib.artifacts import step_dir, write_text_atomic
+    from rlhf_lib.dataset import load_dataset
+
+    out = step_dir(cfg.name, "rm")
+    policies = [(policy, 1 - cfg.rm.p_base_policy), (base, cfg.rm.p_base_policy)]
+    lc = cfg.labelers
+    train = load_dataset(cfg.name, "rm_train")[: cfg.rm.max_prompts]
+    valid = load_dataset(cfg.name, "rm_valid")[: cfg.rm.max_valid_prompts]
+    comps_train = sample_candidates(policies, tokenizer, [r.prompt for r in train], cfg.rm, lc.k_min, lc.k_max,
+                                    cfg.seed)
+    comps_valid = sample_candidates(policies, tokenizer, [r.prompt for r in valid], cfg.rm, lc.k_min, lc.k_max,
+                                    cfg.seed + 1)
+    data = {"train": rank_all(world, train, comps_train, pool, "train", cfg.seed),
+            "valid_train": rank_all(world, valid, comps_valid, pool, "train", cfg.seed + 1),
+            "valid_heldout": rank_all(world, valid, comps_valid, pool, "heldout", cfg.seed + 2)}
+    for name, judgements in data.items():
+        write_judgements(out / f"labels_{name}.jsonl", judgements)
+    write_text_atomic(out / "samples_train.jsonl", "".join(
+        json.dumps({"prompt_id": r.prompt_id, "prompt": r.prompt, "completions": c}) + "\n"
+        for r, c in zip(train, comps_train)))
+    return data
+
+
+def load_rm(cfg: Any) -> RewardModel:
+    """The profile's reward model; trains it (notebook 03's work) when missing."""
+    from rlhf_lib.base_model import resolve_device
+
+    if not (model_dir(cfg.name) / "reward_head.safetensors").exists():
+        print(f"No reward model at {model_dir(cfg.name)}: training it (this is what notebook 03 does).")
+        build_rm(cfg)
+    return RewardModel.load(model_dir(cfg.name), resolve_device(cfg.device))

@@ -1,0 +1,97 @@
+import pytest
+import torch
+
+from rlhf_lib import base_model as bm
+from rlhf_lib.config import get_profile
+from rlhf_lib.labels import Judgement
+from rlhf_lib.reward_model import (Comparison, RewardModel, as_pairs, comparisons_from,
+                                   encode_comparisons, last_token_index, normalize, score_comparisons, train_rm)
+from rlhf_lib.tokenizer import train_tokenizer
+
+TEXTS = ["Q: Where does Mira live?\nA: Mira lives in Oakridge.", "You idiot. Mira lives in Oakridge."] * 40
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS, vocab_size=300)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return get_profile("smoke", {"base.n_layer": 1, "base.n_embd": 32, "base.n_head": 2, "base.block_size": 64,
+                                 "rm.batch_size": 4, "rm.lr": 3e-3, "rm.warmup_steps": 1, "rm.max_len": 64})
+
+
+@pytest.fixture()
+def rm(tokenizer, cfg):
+    return RewardModel.from_lm(bm.new_model(cfg.base, tokenizer, seed=0)).eval()
+
+
+def test_last_token_index_for_both_padding_sides():
+    right = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert last_token_index(right).tolist() == [2, 4] and last_token_index(left).tolist() == [4, 4]
+
+
+def test_score_is_read_at_the_last_real_token_whatever_the_padding(rm, tokenizer):
+    ids = tokenizer("Mira lives in Oakridge.")["input_ids"] + [tokenizer.eos_token_id]
+    alone = rm(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.long))
+    pad = [tokenizer.pad_token_id] * 3
+    right = rm(torch.tensor([ids + pad]), torch.tensor([[1] * len(ids) + [0] * 3]))
+    left = rm(torch.tensor([pad + ids]), torch.tensor([[0] * 3 + [1] * len(ids)]))
+    torch.testing.assert_close(right, alone)
+    torch.testing.assert_close(left, alone, atol=1e-5, rtol=1e-5)
+    # the off-by-one others have had: reading one token early gives a different score
+    early = rm(torch.tensor([ids[:-1]]), torch.ones(1, len(ids) - 1, dtype=torch.long))
+    assert not torch.allclose(early, alone)
+
+
+def test_unembedding_removed_and_head_small(rm):
+    assert not any("lm_head" in n for n, _ in rm.named_parameters())
+    assert rm.head.weight.std().item() < 2 / (rm.config.n_embd + 1) ** 0.5
+
+
+def test_k_completions_are_scored_once_each_in_one_batch(rm, tokenizer):
+    batch = [Comparison("Q: Where does Mira live?\nA:", [" Oakridge.", " Idiot.", " Mira lives in Oakridge."],
+                        [1, 3, 2]), Comparison("Hi\n", ["Hello.", "Go away."], [1, 2])]
+    enc = encode_comparisons(tokenizer, batch, 64)
+    assert enc["input_ids"].shape[0] == 5 and enc["ranks"].tolist() == [[1, 3, 2], [1, 2, -1]]
+    scores = score_comparisons(rm, enc)
+    assert scores.shape == (2, 3) and scores[1, 2] == 0
+    last = enc["input_ids"][torch.arange(5), last_token_index(enc["attention_mask"])]
+    assert (last == tokenizer.eos_token_id).all()
+
+
+def test_pairs_ablation_expands_every_untied_pair():
+    c = Comparison("p", ["a", "b", "c", "d"], [1, 2, 2, 3])
+    pairs = as_pairs([c])
+    assert len(pairs) == 5 and all(p.ranks == [1, 2] for p in pairs)
+    assert ("a", "d") in {(p.completions[0], p.completions[1]) for p in pairs}
+
+
+def test_training_learns_a_preference_and_normalize_centres(rm, tokenizer, cfg):
+    good = [" Mira lives in Oakridge.", " Oakridge."]
+    bad = [" You idiot.", " Idiot, go away."]
+    train = [Comparison(f"Q: Where does Mira live? {i}\nA:", [good[i % 2], bad[i % 2], bad[(i + 1) % 2]], [1, 2, 2])
+             for i in range(24)]
+    rm.train()
+    hist = train_rm(rm, tokenizer, train, {"v": train[:8]}, cfg.rm, seed=0, epochs=3, progress=False)
+    assert hist["v_acc"][-1] > 0.9 and hist["loss"][-1] < hist["loss"][0]
+    pairs = [(c.prompt, c.completions[0]) for c in train]
+    normalize(rm, tokenizer, pairs, 64)
+    enc = encode_comparisons(tokenizer, [Comparison(p, [d], [1]) for p, d in pairs], 64)
+    assert abs(rm(enc["input_ids"], enc["attention_mask"]).mean().item()) < 1e-4
+
+
+def test_save_load_round_trip(rm, tokenizer, tmp_path):
+    rm.save(tmp_path / "rm")
+    again = RewardModel.load(tmp_path / "rm").eval()
+    enc = encode_comparisons(tokenizer, [Comparison("Hi\n", ["Hello.", "Go away."], [1, 2])], 64)
+    torch.testing.assert_close(rm(enc["input_ids"], enc["attention_mask"]),
+                               again(enc["input_ids"], enc["attention_mask"]))
+
+
+def test_comparisons_from_judgements():
+    j = Judgement("p1", "L01", ["a", "b"], [2, 1], [3, 5], [{}, {}], 0.0)
+    (c,) = comparisons_from([j], {"p1": "prompt"})
+    assert c.prompt == "prompt" and c.ranks == [2, 1]
