@@ -148,7 +148,7 @@ def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons
 
 def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
              valid: dict[str, list[Comparison]], cfg: RMConfig, seed: int, epochs: int | None = None,
-             evals_per_epoch: int = 4, progress: bool = True) -> dict[str, Any]:
+             evals_per_epoch: int = 3, progress: bool = True) -> dict[str, Any]:
     """Minimise `rm_loss` over prompts (B per step). Returns the history with train/valid accuracy over steps."""
     device = next(model.parameters()).device
     epochs = epochs or cfg.epochs
@@ -181,7 +181,7 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
             history["step"].append(step)
             history["loss"].append(loss.item())
             bar.update(1)
-            if step % every == 0 or step == total:
+            if step == total or (step % every == 0 and total - step >= every // 2):  # last one at the end
                 history["eval_step"].append(step / steps_per_epoch)
                 history["train_acc"].append(accuracy(model, tokenizer, probe, max_len))
                 for name, comps in valid.items():
