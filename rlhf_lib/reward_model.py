@@ -26,7 +26,7 @@ from rlhf_lib.config import RMConfig
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
-from rlhf_lib.training import adamw, check_finite, cosine_lr, set_lr
+from rlhf_lib.training import adamw, check_finite, cosine_lr, optimizer_step, set_lr
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -169,14 +169,11 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
         rng.shuffle(order)
         for s in range(0, len(order), cfg.batch_size):
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.lr * 0.1))
-            enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, [train[i] for i in order[s: s + cfg.batch_size]],
-                                                                  max_len).items()}
+            batch = [train[i] for i in order[s: s + cfg.batch_size]]
+            enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, batch, max_len).items()}
             loss = rm_loss(score_comparisons(model, enc), enc["ranks"])
             check_finite(loss, f"Reward-model loss at step {step}", f"lower rm.lr (now {cfg.lr}).")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            optimizer_step(model, optimizer, loss, cfg.grad_clip)
             step += 1
             history["step"].append(step)
             history["loss"].append(loss.item())

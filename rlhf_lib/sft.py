@@ -25,7 +25,8 @@ from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.config import SFTConfig
 from rlhf_lib.data import SFTRecord
-from rlhf_lib.training import adamw, check_finite, cosine_lr, load_checkpoint, save_checkpoint, set_lr
+from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, optimizer_step, save_checkpoint,
+                               set_lr)
 
 IGNORE = -100
 """Label of tokens that do not count in the loss (PyTorch's cross-entropy ignore_index)."""
@@ -137,10 +138,7 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr))
             loss = sft_loss(model, {k: v.to(device) for k, v in batch.items()})
             check_finite(loss, f"SFT loss at step {step}", f"lower sft.lr (now {cfg.lr}).")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
+            optimizer_step(model, optimizer, loss, cfg.grad_clip)
             step += 1
             history["step"].append(step)
             history["train_loss"].append(loss.item())

@@ -36,6 +36,16 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[f
                              lr=lr, betas=betas)
 
 
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   grad_clip: float) -> float:
+    """Backpropagate `loss`, clip the global gradient norm, step. Returns the norm before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(norm)
+
+
 def save_checkpoint(path: Path, **state: Any) -> None:
     """Write a resumable checkpoint atomically (a kill during the write leaves the previous one intact)."""
     with atomic_path(Path(path)) as tmp:
