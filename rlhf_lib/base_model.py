@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import time
-from collections import Counter
 from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path

@@ -32,8 +32,8 @@ FUNCTION_WORDS = {"I", "A", "Q", "The", "It", "He", "She", "They", "We", "You", 
 COMMON_WORDS = ("what", "where", "who", "how", "when", "which", "why", "is", "are", "do", "does", "can", "could",
                 "my", "your", "his", "her", "its", "our", "their", "this", "that", "these", "those", "there", "here",
                 "then", "so", "but", "and", "or", "if", "as", "on", "at", "by", "for", "from", "to", "with", "of",
-                "near", "after", "before", "today", "when", "well", "sure", "maybe", "excuse", "sorry", "thanks",
-                "together", "everyone", "people", "many", "some", "most", "all", "not", "only", "what", "listen")
+                "near", "after", "before", "today", "well", "sure", "maybe", "excuse", "sorry", "thanks",
+                "together", "everyone", "people", "many", "some", "most", "all", "not", "only", "listen")
 
 
 @dataclass

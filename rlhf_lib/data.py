@@ -42,7 +42,8 @@ class DatasetError(ValueError):
 # Records
 
 
-def _describe(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut to 60 characters."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -52,13 +53,13 @@ def _check_fields(record: Any) -> None:
     for name in ("prompt_id", "user_id", "prompt") + (("demonstration",) if isinstance(record, SFTRecord) else ()):
         value = getattr(record, name)
         if not isinstance(value, str) or not value.strip():
-            raise DatasetError(f"field {name!r} must be a non-empty string, got {_describe(value)}")
+            raise DatasetError(f"field {name!r} must be a non-empty string, got {short_repr(value)}")
     if not isinstance(record.category, str) or record.category not in CATEGORIES:
-        raise DatasetError(f"field 'category' must be one of {', '.join(CATEGORIES)}; got {_describe(record.category)}")
+        raise DatasetError(f"field 'category' must be one of {', '.join(CATEGORIES)}; got {short_repr(record.category)}")
     if not isinstance(record.kind, str) or record.kind not in KINDS:
-        raise DatasetError(f"field 'kind' must be one of {', '.join(KINDS)}; got {_describe(record.kind)}")
+        raise DatasetError(f"field 'kind' must be one of {', '.join(KINDS)}; got {short_repr(record.kind)}")
     if not isinstance(record.task, dict):
-        raise DatasetError(f"field 'task' must be a JSON object (dict), got {_describe(record.task)}")
+        raise DatasetError(f"field 'task' must be a JSON object (dict), got {short_repr(record.task)}")
 
 
 R = TypeVar("R", bound="PromptRecord")
@@ -91,7 +92,7 @@ class PromptRecord:
     def from_dict(cls: type[R], d: Any) -> R:
         """Build a record from a dict, rejecting missing and unknown fields (a typo would otherwise be lost)."""
         if not isinstance(d, dict):
-            raise DatasetError(f"expected a JSON object with fields {', '.join(_field_names(cls))}, got {_describe(d)}")
+            raise DatasetError(f"expected a JSON object with fields {', '.join(_field_names(cls))}, got {short_repr(d)}")
         names = _field_names(cls)
         for name in names:
             if name not in d:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rlhf_lib.artifacts import atomic_path
+from rlhf_lib.data import short_repr
 
 FLAGS = (
     "fails_instruction",
@@ -86,7 +87,7 @@ class Judgement:
         """Build and validate; missing or unknown fields are errors (only `source` has a default)."""
         names = [f.name for f in dataclasses.fields(cls)]
         if not isinstance(d, dict):
-            raise LabelError(f"expected a JSON object with fields {', '.join(names)}, got {_describe(d)}")
+            raise LabelError(f"expected a JSON object with fields {', '.join(names)}, got {short_repr(d)}")
         for name in names:
             if name not in d and name != "source":
                 raise LabelError(f"missing field {name!r} (a judgement has {', '.join(names)})")
@@ -98,11 +99,6 @@ class Judgement:
         return j
 
 
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -112,17 +108,17 @@ def validate(j: Judgement) -> None:
     for name in ("prompt_id", "labeler_id"):
         value = getattr(j, name)
         if not isinstance(value, str) or not value.strip():
-            raise LabelError(f"field {name!r} must be a non-empty string, got {_describe(value)}")
+            raise LabelError(f"field {name!r} must be a non-empty string, got {short_repr(value)}")
     c = j.completions
     if not isinstance(c, list) or not all(isinstance(x, str) for x in c):
-        raise LabelError(f"field 'completions' must be a list of strings, got {_describe(c)}")
+        raise LabelError(f"field 'completions' must be a list of strings, got {short_repr(c)}")
     k = len(c)
     if not MIN_K <= k <= MAX_K:
         raise LabelError(f"field 'completions' must hold {MIN_K} to {MAX_K} completions (K), got {k}")
 
     r = j.ranks
     if not isinstance(r, list) or not all(_is_int(x) for x in r):
-        raise LabelError(f"field 'ranks' must be a list of integers, got {_describe(r)}")
+        raise LabelError(f"field 'ranks' must be a list of integers, got {short_repr(r)}")
     if len(r) != k:
         raise LabelError(f"field 'ranks' must rank every completion exactly once: {len(r)} ranks for {k} completions")
     bad = [x for x in r if not 1 <= x <= k]
@@ -133,7 +129,7 @@ def validate(j: Judgement) -> None:
 
     lk = j.likert
     if not isinstance(lk, list) or not all(_is_int(x) for x in lk):
-        raise LabelError(f"field 'likert' must be a list of integers, got {_describe(lk)}")
+        raise LabelError(f"field 'likert' must be a list of integers, got {short_repr(lk)}")
     if lk and len(lk) != k:
         raise LabelError(f"field 'likert' must have one score per completion ({k}) or be [] (not given), got {len(lk)}")
     bad = [x for x in lk if not LIKERT_MIN <= x <= LIKERT_MAX]
@@ -142,7 +138,7 @@ def validate(j: Judgement) -> None:
 
     fl = j.flags
     if not isinstance(fl, list) or not all(isinstance(x, dict) for x in fl):
-        raise LabelError(f"field 'flags' must be a list of dicts (one per completion), got {_describe(fl)}")
+        raise LabelError(f"field 'flags' must be a list of dicts (one per completion), got {short_repr(fl)}")
     if fl and len(fl) != k:
         raise LabelError(f"field 'flags' must have one dict per completion ({k}) or be [] (not given), got {len(fl)}")
     for i, d in enumerate(fl):
@@ -150,13 +146,13 @@ def validate(j: Judgement) -> None:
             if key not in FLAGS:
                 raise LabelError(f"field 'flags'[{i}]: unknown flag {key!r}; valid flags: {', '.join(FLAGS)}")
             if not isinstance(value, bool):
-                raise LabelError(f"field 'flags'[{i}][{key!r}] must be true or false, got {_describe(value)}")
+                raise LabelError(f"field 'flags'[{i}][{key!r}] must be true or false, got {short_repr(value)}")
 
     t = j.timestamp
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise LabelError(f"field 'timestamp' must be unix seconds (a number >= 0), got {_describe(t)}")
+        raise LabelError(f"field 'timestamp' must be unix seconds (a number >= 0), got {short_repr(t)}")
     if j.source not in SOURCES:
-        raise LabelError(f"field 'source' must be one of {', '.join(SOURCES)}, got {_describe(j.source)}")
+        raise LabelError(f"field 'source' must be one of {', '.join(SOURCES)}, got {short_repr(j.source)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

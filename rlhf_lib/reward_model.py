@@ -274,11 +274,12 @@ def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
     base, _ = load_base(cfg)
     world, pool = world_for(cfg.world), load_pool(cfg.name)
     data = comparison_data(cfg, world, pool, policy, base, tokenizer)
-    prompts = {r.prompt_id: r.prompt for name in ("rm_train", "rm_valid", "sft_train")
-               for r in load_dataset(cfg.name, name)}
+    records = {name: load_dataset(cfg.name, name) for name in ("rm_train", "rm_valid", "sft_train")}
+    prompts = {r.prompt_id: r.prompt for recs in records.values() for r in recs}
+    valid_ids = {r.prompt_id for r in records["rm_valid"]}
     human = out / "human_labels.jsonl"  # labels you gave with the widget, on training prompts only
-    train_j = data["train"] + [j for j in (load_judgements(human) if human.exists() else []) if j.prompt_id in prompts
-                               and j.prompt_id not in {r.prompt_id for r in load_dataset(cfg.name, "rm_valid")}]
+    train_j = data["train"] + [j for j in (load_judgements(human) if human.exists() else [])
+                               if j.prompt_id in prompts and j.prompt_id not in valid_ids]
     train = comparisons_from(train_j, prompts)
     valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
     rm = RewardModel.from_lm(load_sft(cfg)[0])
