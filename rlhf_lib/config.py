@@ -228,6 +228,84 @@ class RMConfig:
 
 
 @dataclass
+class PPOConfig:
+    """PPO against the reward model, with a per-token KL penalty and optional pretraining mix (notebooks 04, 05)."""
+
+    steps: int = 40
+    """Rollout batches (PPO iterations). Each samples `batch_size` episodes and updates on them."""
+    batch_size: int = 64
+    """Episodes (prompt + sampled response) per rollout batch."""
+    minibatch_size: int = 16
+    """Episodes per gradient step."""
+    ppo_epochs: int = 4
+    """Passes over each rollout batch (the paper and Ziegler et al.: 4)."""
+    lr: float = 3e-5
+    """Policy learning rate (constant, Adam)."""
+    value_lr: float = 1e-4
+    """Value model learning rate."""
+    beta: float = 0.02
+    """KL penalty coefficient (the paper: 0.02)."""
+    adaptive_kl: bool = False
+    """Adapt beta to keep the KL near `target_kl` (Ziegler et al.) instead of the paper's fixed beta."""
+    target_kl: float = 6.0
+    """Adaptive controller's target KL per response, in nats."""
+    kl_horizon: int = 10_000
+    """Adaptive controller's horizon in episodes."""
+    discount: float = 1.0
+    """GAE's gamma (1: the bandit episode has no discounting)."""
+    gae_lambda: float = 0.95
+    """GAE's lambda."""
+    clip: float = 0.2
+    """PPO's policy ratio clip epsilon."""
+    value_clip: float = 0.2
+    """Clip of the value change per update."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm of each model."""
+    whiten_advantages: bool = True
+    """Normalise advantages per rollout batch to mean 0, std 1."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (also used when scoring their log-probabilities)."""
+    max_new_tokens: int = 48
+    """Longest response."""
+    missing_eos_penalty: float | None = 1.0
+    """Subtracted from the RM score of a response that hit `max_new_tokens` without EOS (None: no penalty)."""
+    ptx_coef: float = 0.0
+    """The paper's gamma: weight of the pretraining log-likelihood (0 = plain PPO; the paper's PPO-ptx: 27.8)."""
+    ptx_batch_size: int = 4
+    """Pretraining windows per PPO gradient step."""
+    ptx_block_size: int = 128
+    """Tokens per pretraining window."""
+    ema_decay: float = 0.992
+    """Exponential moving average of the policy weights, per gradient step, used for evaluation (the paper)."""
+    max_kl: float = 50.0
+    """Stop with an error when the mean KL per response exceeds this many nats (a runaway policy)."""
+    lora: bool = False
+    """Train LoRA adapters on the policy; the reference is then the same model with the adapters disabled."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scale numerator."""
+    checkpoint_every: int = 10
+    """Write a resumable checkpoint every this many rollout batches."""
+    eval_every: int = 10
+    """Measure RM score, gold utility and KL on the evaluation prompts every this many rollout batches."""
+    n_eval_prompts: int = 96
+    """Validation prompts for the curves and the final comparison with SFT."""
+    small_beta: float = 0.002
+    """Notebook 04's second run: a small KL coefficient to show over-optimisation of the RM."""
+    best_of_n: int = 16
+    """Largest n of the best-of-n reference (n SFT samples, keep the one the RM likes best)."""
+    big_beta: float = 0.1
+    """Notebook 05: the "larger KL" alternative to the pretraining mix."""
+    ptx_sweep: tuple[float, ...] = (0.5, 2.0)
+    """Notebook 05: pretraining-mix coefficients of the gamma sweep (besides 0 and `ptx_coef_05`)."""
+    ptx_coef_05: float = 1.0
+    """Notebook 05's PPO-ptx model: the gamma used for the comparison with PPO and the larger beta."""
+    nlp_items: int = 150
+    """Questions per "public NLP" benchmark task (`rlhf_lib.nlp_tasks`)."""
+
+
+@dataclass
 class Profile:
     """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
 
@@ -246,6 +324,7 @@ class Profile:
     labelers: LabelerConfig = field(default_factory=LabelerConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -264,6 +343,9 @@ def _smoke() -> Profile:
         labelers=LabelerConfig(n_calibration_items=80),
         sft=SFTConfig(epochs=2, batch_size=8, max_len=128, n_eval_prompts=24, max_new_tokens=32),
         rm=RMConfig(max_prompts=120, max_valid_prompts=30, max_new_tokens=24, max_len=128, ablation_prompts=60),
+        ppo=PPOConfig(steps=4, batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=16, lr=1e-4,
+                      checkpoint_every=2, eval_every=2, n_eval_prompts=8, best_of_n=4, ptx_batch_size=2,
+                      ptx_block_size=64, ptx_sweep=(2.0,), nlp_items=10),
     )
 
 
@@ -326,6 +408,12 @@ def _coerce(obj: Any, name: str, value: Any, dotted: str) -> Any:
         raise ValueError(f"Config field {dotted!r} is a group; set one of its fields, e.g. '{dotted}.<field>'.")
     if value is None and type(None) in allowed:
         return None
+    if typing.get_origin(hint) is tuple:  # e.g. tuple[float, ...]: papermill passes a list
+        item = typing.get_args(hint)[0]
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                    for v in value):
+            return tuple(item(v) for v in value)
+        raise ValueError(f"Config field {dotted!r} expects a list of numbers, got {value!r}.")
     if float in allowed and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in allowed if t is not type(None)):

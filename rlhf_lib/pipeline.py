@@ -27,6 +27,8 @@ NOTEBOOKS: list[tuple[str, str]] = [
     ("data", "01_dataset.ipynb"),
     ("sft", "02_sft.ipynb"),
     ("rm", "03_reward_model.ipynb"),
+    ("ppo", "04_ppo.ipynb"),
+    ("ppo_ptx", "05_ppo_ptx.ipynb"),
 ]
 """(step, notebook) in pipeline order."""
 

@@ -55,13 +55,17 @@ class RewardModel(torch.nn.Module):
     def config(self) -> Any:
         return self.backbone.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Scores (B,) of sequences (B, T) that end with EOS (any padding side)."""
+    def token_scores(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The head applied at every position (B, T): PPO's value model reads V(x, y_<t) from these."""
         position_ids = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # left padding must not shift positions
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
                                position_ids=position_ids).last_hidden_state  # (B, T, d)
-        last = hidden[torch.arange(len(hidden), device=hidden.device), last_token_index(attention_mask)]  # (B, d)
-        return self.head(last).squeeze(-1)
+        return self.head(hidden).squeeze(-1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Scores (B,) of sequences (B, T) that end with EOS (any padding side)."""
+        scores = self.token_scores(input_ids, attention_mask)
+        return scores[torch.arange(len(scores), device=scores.device), last_token_index(attention_mask)]
 
     def save(self, path: Path) -> Path:
         def _save(tmp: Path) -> None:

@@ -435,7 +435,7 @@ def build_world(seed: int = 0, n_people: int = 60, n_places: int = 15, n_animals
     return world
 
 
-def _false_value(world: World, fact: Fact, rng: random.Random) -> str:
+def plausible_false_value(world: World, fact: Fact, rng: random.Random) -> str:
     """A plausible wrong value that is not a substring of the truth (and vice versa), so spans are checkable."""
     kind = world.entities[fact.subject].kind
     if fact.relation in ENTITY_RELATIONS:
@@ -466,7 +466,7 @@ def _pick_misconceptions(world: World, rng: random.Random, n: int) -> list[Misco
                 f = cands[k].pop()
                 if f.subject in used:
                     continue
-                false = _false_value(world, f, rng)
+                false = plausible_false_value(world, f, rng)
                 statement = world.canonical_sentence(Fact(f.subject, f.relation, false))
                 if re.search(r"\b" + re.escape(f.value.lower()) + r"\b", statement.lower()):
                     continue

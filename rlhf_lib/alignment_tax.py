@@ -1,0 +1,85 @@
+"""The alignment tax and PPO-ptx (notebook 05; the paper's Sections 3.5 and 4.2, Figure 29 and Table 14).
+
+RLHF pays for following instructions with worse performance on the "public NLP" tasks its objective never sees.
+The paper compares two ways to pay less: a larger KL coefficient beta (stay closer to SFT everywhere) and PPO-ptx
+(keep the pretraining likelihood up directly, with weight gamma). Its finding: PPO-ptx recovers most of the public
+benchmarks without losing labeler preference, while a larger beta does not recover them as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from rlhf_lib.nlp_tasks import TASKS, Item, build_benchmarks, evaluate_benchmarks, heldout_perplexity
+
+
+def benchmarks_for(cfg: Any) -> dict[str, list[Item]]:
+    from rlhf_lib.base_model import world_for
+
+    return build_benchmarks(world_for(cfg.world), cfg.ppo.nlp_items, cfg.seed)
+
+
+def heldout_ids_for(cfg: Any, tokenizer: Any) -> torch.Tensor:
+    from rlhf_lib.base_model import corpus_for, encode_documents
+
+    return encode_documents(tokenizer, [d.text for d in corpus_for(cfg.world).heldout_documents()])
+
+
+def evaluate_model(cfg: Any, s: dict[str, Any], model: torch.nn.Module, benchmarks: dict[str, list[Item]],
+                   heldout_ids: torch.Tensor) -> dict[str, Any]:
+    """One model on the benchmarks, held-out perplexity, and its samples' gold utility and RM score."""
+    from rlhf_lib.evaluation import mean_ci
+    from rlhf_lib.policy_eval import sample_and_measure
+
+    out = evaluate_benchmarks(model, s["tokenizer"], benchmarks)
+    out["benchmark_mean"] = sum(out[t] for t in TASKS) / len(TASKS)
+    out["heldout_ppl"] = heldout_perplexity(model, heldout_ids, min(cfg.base.block_size, model.config.n_positions))
+    m = sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
+                           cfg.ppo.max_new_tokens, cfg.sft.temperature, cfg.seed + 11)
+    for key in ("gold", "rm", "kl"):
+        out[key], out[f"{key}_ci"] = mean_ci(m[key])
+    return out
+
+
+def tax_findings(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's alignment-tax claims, each checked against our numbers: {claim, ours, holds}."""
+    sft, ppo, ptx, big = (models[k] for k in ("sft", "ppo", "ppo_ptx", "ppo_big_beta"))
+    tax = sft["benchmark_mean"] - ppo["benchmark_mean"]
+    recovered = lambda m: m["benchmark_mean"] - ppo["benchmark_mean"]  # noqa: E731
+    return [
+        {"claim": "PPO pays an alignment tax: it is worse than SFT on the public NLP benchmarks",
+         "ours": f"benchmark mean SFT {sft['benchmark_mean']:.3f} vs PPO {ppo['benchmark_mean']:.3f} "
+                 f"(tax {tax:+.3f}); held-out perplexity {sft['heldout_ppl']:.2f} vs {ppo['heldout_ppl']:.2f}",
+         "holds": bool(tax > 0)},
+        {"claim": "PPO-ptx recovers the benchmarks better than a larger KL coefficient",
+         "ours": f"recovered vs PPO: PPO-ptx {recovered(ptx):+.3f}, larger beta {recovered(big):+.3f}",
+         "holds": bool(recovered(ptx) > recovered(big))},
+        {"claim": "PPO-ptx keeps the preference gains of PPO (gold utility not lower than PPO's)",
+         "ours": f"gold PPO {ppo['gold']:.2f} ± {ppo['gold_ci']:.2f}, PPO-ptx {ptx['gold']:.2f} ± {ptx['gold_ci']:.2f}",
+         "holds": bool(ptx["gold"] >= ppo["gold"] - max(ppo["gold_ci"], ptx["gold_ci"]))},
+        {"claim": "A larger beta costs preference (gold utility below PPO's)",
+         "ours": f"gold PPO {ppo['gold']:.2f}, larger beta {big['gold']:.2f}",
+         "holds": bool(big["gold"] < ppo["gold"])},
+    ]
+
+
+def build_ppo_ptx(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """Notebook 05 without the plots: PPO-ptx, the larger-beta run and the gamma sweep, all measured."""
+    from rlhf_lib.artifacts import write_metrics
+    from rlhf_lib.ppo_trainer import load_ppo, run_ppo, setup
+
+    s = setup(cfg)
+    benchmarks, heldout = benchmarks_for(cfg), heldout_ids_for(cfg, s["tokenizer"])
+    policies = {"sft": s["ref"], "ppo": load_ppo(cfg)[0],
+                "ppo_ptx": run_ppo(cfg, s, "ppo_ptx", progress, ptx_coef=cfg.ppo.ptx_coef_05)["ema"],
+                "ppo_big_beta": run_ppo(cfg, s, "ppo_big_beta", progress, beta=cfg.ppo.big_beta)["ema"]}
+    models = {name: evaluate_model(cfg, s, p, benchmarks, heldout) for name, p in policies.items()}
+    sweep = {}
+    for gamma in cfg.ppo.ptx_sweep:
+        policy = run_ppo(cfg, s, f"ptx_sweep_{gamma:g}", progress, ptx_coef=gamma)["ema"]
+        sweep[f"{gamma:g}"] = evaluate_model(cfg, s, policy, benchmarks, heldout)
+    metrics = {**models, "sweep": sweep, "findings": tax_findings(models)}
+    write_metrics(cfg.name, "ppo_ptx", metrics)
+    return metrics

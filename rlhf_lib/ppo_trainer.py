@@ -1,0 +1,341 @@
+"""The PPO loop: rollouts, KL-penalised rewards, GAE, clipped updates, the pretraining mix (notebooks 04 and 05).
+
+    for each rollout batch:
+        1. sample a response for each of `batch_size` prompts from the policy   (rlhf_lib.rollout)
+        2. score them: policy and SFT log-probs, values, the RM score at the EOS
+        3. rewards = -beta * KL per token + score at the last token; advantages by GAE   (rlhf_lib.ppo)
+        4. `ppo_epochs` passes of minibatch updates: clipped policy loss (+ gamma * pretraining loss), clipped value loss
+        5. log the diagnostics, update the EMA policy, checkpoint
+
+The policy starts from SFT; the reference is a frozen SFT copy (with LoRA, the same model with its adapters off);
+the value model is a separate copy of the reward model (the paper's choice), trained alongside. Models run in eval
+mode throughout: dropout would make the log-probs of the update differ from those of the rollout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from rlhf_lib.config import PPOConfig
+from rlhf_lib.data import PromptRecord
+from rlhf_lib.ppo import (
+    AdaptiveKLController,
+    FixedKLController,
+    explained_variance,
+    gae,
+    kl_penalized_rewards,
+    masked_mean,
+    masked_whiten,
+    policy_loss,
+    ptx_loss,
+    value_loss,
+)
+from rlhf_lib.reward_model import RewardModel
+from rlhf_lib.rollout import (
+    Rollout,
+    entropy_from_logits,
+    length_grouped_minibatches,
+    logprobs_from_logits,
+    response_logits,
+    response_logprobs,
+    response_values,
+    sample_rollout,
+    score_rollout,
+)
+from rlhf_lib.training import (
+    check_finite,
+    load_checkpoint,
+    optimizer_step,
+    save_checkpoint,
+)
+
+
+def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | None) -> Any:
+    """With LoRA (no separate reference), the reference is the policy with its adapters switched off."""
+    return policy.disable_adapter() if ref_policy is None else contextlib.nullcontext()
+
+
+@torch.no_grad()
+def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
+                   reward_model: RewardModel, rollout: Rollout, groups: list[torch.Tensor], cfg: PPOConfig
+                   ) -> dict[str, torch.Tensor]:
+    """Step 2: everything the update needs that does not change during it (the "old" quantities), per episode."""
+    mask = rollout.mask
+    out = {k: torch.zeros_like(mask) for k in ("logprobs", "ref_logprobs", "entropy", "values")}
+    out |= {k: torch.zeros(len(mask), device=mask.device) for k in ("scores", "raw_scores")}
+    for idx in groups:
+        mb = rollout.select(idx)
+        logits = response_logits(policy, mb, cfg.temperature)
+        out["logprobs"][idx] = logprobs_from_logits(logits, mb.response_ids) * mb.mask
+        out["entropy"][idx] = entropy_from_logits(logits) * mb.mask
+        with reference_context(policy, ref_policy):
+            out["ref_logprobs"][idx] = response_logprobs(ref_policy or policy, mb, cfg.temperature)
+        out["values"][idx] = response_values(value_model, mb)
+        out["raw_scores"][idx] = score_rollout(reward_model, mb, None)
+    ended = rollout.ended.float()
+    out["scores"] = out["raw_scores"] - (cfg.missing_eos_penalty or 0.0) * (1 - ended)
+    return out
+
+
+def ptx_windows(ids: torch.Tensor, cfg: PPOConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random pretraining windows (B, T) for the PPO-ptx term."""
+    starts = torch.randint(len(ids) - cfg.ptx_block_size, (cfg.ptx_batch_size,), generator=gen)
+    return torch.stack([ids[s: s + cfg.ptx_block_size] for s in starts])
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        if p.requires_grad:
+            e.lerp_(p, 1.0 - decay)
+
+
+def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
+              reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: list[PromptRecord],
+              cfg: PPOConfig, seed: int, out_dir: Path | None = None, ptx_ids: torch.Tensor | None = None,
+              evaluate: Any = None, gold: Any = None, progress: bool = True) -> dict[str, Any]:
+    """Optimise `policy` (in place) with PPO; returns the history and `history["ema"]`, the EMA policy.
+
+    `gold(records, texts) -> list[float]` scores samples with the simulated labelers' gold utility (diagnostics
+    only: it never reaches the loss). `evaluate(policy, step) -> dict` runs every `cfg.eval_every` batches.
+    Resumes from `out_dir/checkpoint.pt` after a kill.
+    """
+    device = next(policy.parameters()).device
+    for m in (policy, ref_policy, value_model, reward_model):
+        if m is not None:
+            m.eval()  # no dropout: the update must see the log-probs the rollout saw
+    for m in (ref_policy, reward_model):
+        if m is not None:
+            m.requires_grad_(False)
+    if cfg.ptx_coef > 0 and ptx_ids is None:
+        raise ValueError("ppo.ptx_coef > 0 needs pretraining tokens: pass ptx_ids (see rlhf_lib.base_model).")
+    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr, eps=1e-5)
+    value_opt = torch.optim.Adam(value_model.parameters(), lr=cfg.value_lr, eps=1e-5)
+    ema = copy.deepcopy(policy).requires_grad_(False)
+    kl_ctl = AdaptiveKLController(cfg.beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl \
+        else FixedKLController(cfg.beta)
+    history: dict[str, Any] = {"step": [], "eval": []}
+    start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
+    state = load_checkpoint(ckpt, device) if ckpt else None
+    if state is not None and state["config"] == dataclasses.asdict(cfg):  # a changed config starts afresh
+        policy.load_state_dict(state["policy"])
+        value_model.load_state_dict(state["value"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        value_opt.load_state_dict(state["value_opt"])
+        kl_ctl.beta, history, start = state["beta"], state["history"], state["step"]
+        print(f"Resuming PPO from rollout batch {start} ({ckpt}).")
+    rng = random.Random(seed)
+    order = [i for _ in range(math.ceil(cfg.steps * cfg.batch_size / len(prompts)) + 1)
+             for i in rng.sample(range(len(prompts)), len(prompts))]
+    t0 = time.time() - (history["seconds"][-1] if history.get("seconds") else 0.0)
+    bar = tqdm(range(start, cfg.steps), desc="PPO", initial=start, total=cfg.steps, disable=not progress)
+    for step in bar:
+        batch = [prompts[i] for i in order[step * cfg.batch_size: (step + 1) * cfg.batch_size]]
+        torch.manual_seed(seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        # 1-2. rollouts and their scores
+        rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens, cfg.temperature)
+        groups = length_grouped_minibatches(rollout, cfg.minibatch_size)
+        old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
+        # 3. per-token rewards and advantages
+        rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,
+                                           kl_ctl.beta)
+        advantages, returns = gae(rewards, old["values"], rollout.mask, cfg.discount, cfg.gae_lambda)
+        if cfg.whiten_advantages:
+            advantages = masked_whiten(advantages, rollout.mask)
+        # 4. PPO epochs over minibatches
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "approx_kl",
+                                                         "value_clipfrac", "ptx_loss", "ratio")}
+        for _ in range(cfg.ppo_epochs):
+            for g in torch.randperm(len(groups), generator=gen).tolist():
+                idx = groups[g]
+                mb = rollout.select(idx)
+                new_logprobs = response_logprobs(policy, mb, cfg.temperature)
+                pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
+                loss = pg_loss
+                if cfg.ptx_coef > 0:
+                    lm = ptx_loss(policy, ptx_windows(ptx_ids, cfg, gen).to(device))
+                    loss = loss + cfg.ptx_coef * lm
+                    stats["ptx_loss"].append(lm.item())
+                check_finite(loss, "The PPO policy loss", "lower ppo.lr or raise ppo.beta.")
+                optimizer_step(policy, opt, loss, cfg.grad_clip)
+                values = response_values(value_model, mb)
+                v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mb.mask, cfg.value_clip)
+                check_finite(v_loss, "The value loss", "lower ppo.value_lr.")
+                optimizer_step(value_model, value_opt, v_loss, cfg.grad_clip)
+                update_ema(ema, policy, cfg.ema_decay)
+                for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("value_clipfrac", v_clip),
+                             ("clipfrac", pg["clipfrac"]), ("approx_kl", pg["approx_kl"]), ("ratio", pg["ratio"])):
+                    stats[k].append(float(v.detach()))
+        # 5. diagnostics
+        kl_per_response = float(kl.sum(1).mean())
+        kl_ctl.update(kl_per_response, len(batch))
+        row = {"step": step + 1, "episodes": (step + 1) * cfg.batch_size, "rm_score": float(old["raw_scores"].mean()),
+               "reward": float(rewards.sum(1).mean()), "kl": kl_per_response, "beta": kl_ctl.beta,
+               "entropy": float(masked_mean(old["entropy"], rollout.mask)), "response_length": float(rollout.mask.sum(1).mean()),
+               "ended": float(rollout.ended.float().mean()),
+               "explained_variance": explained_variance(old["values"], returns, rollout.mask),
+               **{k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()},
+               "gold": float(np.mean(gold(batch, rollout.texts))) if gold else float("nan")}
+        for k, v in row.items():
+            history.setdefault(k, []).append(v)
+        history.setdefault("seconds", []).append(time.time() - t0)
+        bar.set_postfix(rm=f"{row['rm_score']:.2f}", kl=f"{row['kl']:.2f}", gold=f"{row['gold']:.2f}")
+        if not math.isfinite(row["kl"]) or row["kl"] > cfg.max_kl:
+            raise RuntimeError(f"The KL to the SFT model reached {row['kl']:.1f} nats per response at rollout batch "
+                               f"{step + 1} (limit ppo.max_kl={cfg.max_kl}): the policy is running away from SFT. "
+                               "Lower ppo.lr, raise ppo.beta, or turn on ppo.adaptive_kl.")
+        if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            history["eval"].append({"step": step + 1, **evaluate(ema, step + 1)})
+        if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), step=step + 1, policy=policy.state_dict(),
+                            value=value_model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
+                            value_opt=value_opt.state_dict(), beta=kl_ctl.beta, history=history)
+    bar.close()
+    history["ema"] = ema
+    return history
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebook 04 without the prose: the models, one PPO run, the comparison with SFT, the over-optimisation curves
+
+
+def model_dir(profile: str, run: str = "ppo") -> Path:
+    """`artifacts/<profile>/ppo/<run>/model/`: the run's EMA policy, `save_pretrained` with its tokenizer."""
+    from rlhf_lib.artifacts import step_dir
+
+    return step_dir(profile, "ppo") / run / "model"
+
+
+def setup(cfg: Any) -> dict[str, Any]:
+    """What every PPO run of a profile shares: SFT reference, reward model, world, prompts, pretraining tokens."""
+    from rlhf_lib.base_model import corpus_for, encode_documents, world_for
+    from rlhf_lib.dataset import ensure_data, load_dataset
+    from rlhf_lib.reward_model import load_rm
+    from rlhf_lib.sft import load_sft
+
+    ensure_data(cfg)
+    ref, tokenizer = load_sft(cfg)
+    reward_model = load_rm(cfg)
+    corpus = corpus_for(cfg.world)
+    return {"ref": ref.requires_grad_(False), "tokenizer": tokenizer, "reward_model": reward_model.requires_grad_(False),
+            "world": world_for(cfg.world), "prompts": load_dataset(cfg.name, "ppo_train"),
+            "eval_records": load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts],
+            "ptx_ids": encode_documents(tokenizer, [d.text for d in corpus.train_documents()])}
+
+
+def new_policy_and_value(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig) -> tuple[torch.nn.Module, RewardModel]:
+    """The policy starts as SFT (optionally with LoRA adapters), the value model as the reward model."""
+    from rlhf_lib.base_model import resolve_device
+    from rlhf_lib.reward_model import model_dir as rm_dir
+    from rlhf_lib.sft import load_sft, with_lora
+
+    policy = load_sft(cfg)[0]
+    if ppo_cfg.lora:
+        policy = with_lora(policy, ppo_cfg.lora_r, ppo_cfg.lora_alpha)
+    return policy, RewardModel.load(rm_dir(cfg.name), resolve_device(cfg.device))
+
+
+def gold_scorer(world: Any) -> Any:
+    """gold(records, texts): the simulated labelers' gold utility of each sample (analysis only)."""
+    from rlhf_lib.evaluation import score_samples
+
+    return lambda records, texts: [r["gold"] for r in score_samples(world, records, texts)]
+
+
+def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True, **changes: Any
+            ) -> dict[str, Any]:
+    """One PPO run with `cfg.ppo` plus `changes` (e.g. beta=0.1, ptx_coef=1.0); saves the EMA policy.
+
+    Returns the history; `history["ema"]` is the EMA policy (the one evaluated), `history["eval"]` the curves.
+    """
+    from rlhf_lib.artifacts import step_dir
+    from rlhf_lib.base_model import save_base
+    from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
+
+    ppo_cfg = dataclasses.replace(cfg.ppo, **changes)
+    policy, value_model = new_policy_and_value(cfg, s, ppo_cfg)
+    ref = None if ppo_cfg.lora else s["ref"]
+
+    def evaluate(model: torch.nn.Module, step: int) -> dict[str, float]:
+        m = sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
+                               ppo_cfg.max_new_tokens, ppo_cfg.temperature, cfg.seed + 7)
+        return summarize_policy(m)
+
+    out_dir = step_dir(cfg.name, "ppo") / run
+    history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,
+                        cfg.seed, out_dir, s["ptx_ids"] if ppo_cfg.ptx_coef > 0 else None, evaluate,
+                        gold_scorer(s["world"]), progress)
+    ema = history["ema"]
+    if ppo_cfg.lora:
+        ema = ema.merge_and_unload()
+        history["ema"] = ema
+    save_base(ema, s["tokenizer"], model_dir(cfg.name, run))
+    return history
+
+
+def compare_with_sft(cfg: Any, s: dict[str, Any], policies: dict[str, torch.nn.Module]) -> dict[str, dict]:
+    """Sample every policy on the evaluation prompts at the SFT evaluation temperature; RM score, gold, KL."""
+    from rlhf_lib.policy_eval import sample_and_measure
+
+    return {name: sample_and_measure(p, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
+                                     cfg.ppo.max_new_tokens, cfg.sft.temperature, cfg.seed + 11)
+            for name, p in policies.items()}
+
+
+def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict]) -> dict[str, Any]:
+    """`ppo/metrics.json`: gold utility and RM score of SFT and PPO with 95% CIs, the final KL, run times."""
+    from rlhf_lib.evaluation import mean_ci
+
+    out: dict[str, Any] = {}
+    for name, m in measured.items():
+        for key in ("gold", "rm"):
+            out[f"{key}_{name}"], out[f"{key}_{name}_ci"] = mean_ci(m[key])
+    main = histories["ppo"]
+    out |= {"kl_final": main["eval"][-1]["kl"], "kl_train_final": main["kl"][-1],
+            "gold_ppo_minus_sft": out["gold_ppo"] - out["gold_sft"], "train_seconds": main["seconds"][-1],
+            "episodes": main["episodes"][-1]}
+    for name, h in histories.items():
+        if name != "ppo":
+            out[f"kl_final_{name}"] = h["eval"][-1]["kl"]
+            out[f"rm_eval_final_{name}"] = h["eval"][-1]["rm"]
+            out[f"gold_eval_final_{name}"] = h["eval"][-1]["gold"]
+    return out
+
+
+def build_ppo(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """Notebook 04's models and metrics without the plots: PPO, the small-beta run, the comparison with SFT."""
+    from rlhf_lib.artifacts import write_metrics
+
+    s = setup(cfg)
+    histories = {"ppo": run_ppo(cfg, s, "ppo", progress),
+                 "small_beta": run_ppo(cfg, s, "small_beta", progress, beta=cfg.ppo.small_beta)}
+    measured = compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": histories["ppo"]["ema"]})
+    metrics = ppo_metrics(measured, histories)
+    write_metrics(cfg.name, "ppo", metrics)
+    return metrics
+
+
+def load_ppo(cfg: Any, run: str = "ppo") -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """A PPO run's EMA policy; trains notebook 04's models when missing."""
+    from rlhf_lib.base_model import load_pretrained
+
+    if not (model_dir(cfg.name, run) / "config.json").exists():
+        if run not in ("ppo", "small_beta"):
+            raise FileNotFoundError(f"No PPO policy {run!r} at {model_dir(cfg.name, run)}; notebook 05 trains it.")
+        print(f"No PPO policy at {model_dir(cfg.name, run)}: training it (this is what notebook 04 does).")
+        build_ppo(cfg)
+    return load_pretrained(model_dir(cfg.name, run), cfg.device)

@@ -1,0 +1,133 @@
+"""Rollouts: the paper's bandit environment (notebook 04; Section 3.5, "Reinforcement learning").
+
+One episode is one prompt x, one sampled response y, and one reward r_theta(x, y) from the reward model at the end.
+A batch of episodes is laid out as
+
+    sequences = [ prompt, left-padded (B, P) | response, PAD after its first EOS (B, T) ]
+
+so that token t of every response sits in column P + t. Everything the PPO update needs is read off these tensors:
+the log-probabilities of the policy and of the frozen SFT reference, the values, and the score, all with position ids
+counted from the first real token, so that padding never shifts a position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedTokenizerBase
+
+from rlhf_lib.reward_model import RewardModel
+from rlhf_lib.sampling import encode_prompts, response_mask
+
+
+@dataclass
+class Rollout:
+    """A batch of episodes. Shapes: B episodes, P prompt columns, T response columns."""
+
+    prompt_ids: torch.Tensor       # (B, P) left-padded with PAD
+    prompt_mask: torch.Tensor      # (B, P) 1 on real prompt tokens
+    response_ids: torch.Tensor     # (B, T) PAD after the first EOS
+    mask: torch.Tensor             # (B, T) 1.0 on response tokens up to and including the first EOS
+    texts: list[str] = field(default_factory=list)  # decoded responses, without EOS
+    eos_id: int = 0
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.response_ids], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.mask.long()], dim=1)
+
+    @property
+    def ended(self) -> torch.Tensor:
+        """(B,) True where the response stopped with EOS before the length limit."""
+        last = self.mask.sum(1).long().clamp(min=1) - 1
+        return self.response_ids.gather(1, last[:, None]).squeeze(1) == self.eos_id
+
+    def select(self, idx: torch.Tensor) -> Rollout:
+        """The episodes `idx` (a minibatch), without the prompt columns that are padding in all of them."""
+        prompt_mask = self.prompt_mask[idx]
+        first = int(prompt_mask.any(0).long().argmax()) if prompt_mask.any() else prompt_mask.shape[1] - 1
+        return Rollout(self.prompt_ids[idx, first:], prompt_mask[:, first:], self.response_ids[idx], self.mask[idx],
+                       [self.texts[i] for i in idx.tolist()] if self.texts else [], self.eos_id)
+
+
+def length_grouped_minibatches(rollout: Rollout, size: int) -> list[torch.Tensor]:
+    """Episode indices in minibatches of `size`, grouped by prompt length.
+
+    Few-shot prompts are 5-10x longer than plain ones; a random minibatch almost always holds one, and every row is
+    padded to it. Grouping by length (then trimming with `select`) halves the compute of every PPO pass here.
+    """
+    order = torch.argsort(rollout.prompt_mask.sum(1), stable=True)
+    return [order[s: s + size] for s in range(0, len(order), size)]
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted from each row's first real token (0 on left padding), as if there were no padding."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def sample_rollout(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
+                   max_new_tokens: int, temperature: float = 1.0) -> Rollout:
+    """Sample one response per prompt with the KV cache (`generate`), softmax(logits / temperature), no top-k/p.
+
+    Call `torch.manual_seed` before it for reproducible samples.
+    """
+    policy.eval()
+    device = next(policy.parameters()).device
+    limit = policy.config.n_positions - max_new_tokens
+    enc = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts, limit).items()}
+    seqs = policy.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                           max_new_tokens=max_new_tokens, min_new_tokens=1, pad_token_id=tokenizer.pad_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+    response = seqs[:, enc["input_ids"].shape[1]:]
+    mask = response_mask(response, tokenizer.eos_token_id)
+    response = response.masked_fill(mask == 0, tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(response.masked_fill(response == tokenizer.eos_token_id, tokenizer.pad_token_id),
+                                   skip_special_tokens=True)
+    return Rollout(enc["input_ids"], enc["attention_mask"], response, mask.float(), texts, tokenizer.eos_token_id)
+
+
+def response_logits(model: torch.nn.Module, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
+    """Logits / temperature that predicted each response token. (B, T, V). Position P-1+t predicts token t."""
+    mask = rollout.attention_mask
+    t = rollout.response_ids.shape[1]
+    logits = model(input_ids=rollout.input_ids, attention_mask=mask, position_ids=position_ids(mask),
+                   logits_to_keep=t + 1).logits  # the unembedding only where it predicts the response
+    return logits[:, :-1].float() / temperature
+
+
+def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token]. (B, T, V), (B, T) -> (B, T)."""
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, tokens[..., None]).squeeze(-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of each token's sampling distribution. (B, T, V) -> (B, T)."""
+    logp = F.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def response_logprobs(model: torch.nn.Module, rollout: Rollout, temperature: float = 1.0) -> torch.Tensor:
+    """log pi(y_t | x, y_<t) of every response token, with the sampling temperature. (B, T); 0 after the end."""
+    return logprobs_from_logits(response_logits(model, rollout, temperature), rollout.response_ids) * rollout.mask
+
+
+def response_values(value_model: RewardModel, rollout: Rollout) -> torch.Tensor:
+    """V(x, y_<t): the value model's scalar at the token before each response token. (B, T); 0 after the end."""
+    p = rollout.prompt_ids.shape[1]
+    return value_model.token_scores(rollout.input_ids, rollout.attention_mask)[:, p - 1: -1] * rollout.mask
+
+
+@torch.no_grad()
+def score_rollout(reward_model: RewardModel, rollout: Rollout, missing_eos_penalty: float | None = None
+                  ) -> torch.Tensor:
+    """r_theta(x, y) read at the last real token (the EOS), minus a penalty for responses that never ended. (B,)."""
+    scores = reward_model(rollout.input_ids, rollout.attention_mask).float()
+    if missing_eos_penalty is not None:
+        scores = scores - missing_eos_penalty * (~rollout.ended).float()
+    return scores
