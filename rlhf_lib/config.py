@@ -233,13 +233,13 @@ class PPOConfig:
 
     steps: int = 40
     """Rollout batches (PPO iterations). Each samples `batch_size` episodes and updates on them."""
-    batch_size: int = 64
+    batch_size: int = 32
     """Episodes (prompt + sampled response) per rollout batch."""
     minibatch_size: int = 16
     """Episodes per gradient step."""
     ppo_epochs: int = 4
     """Passes over each rollout batch (the paper and Ziegler et al.: 4)."""
-    lr: float = 3e-5
+    lr: float = 5e-5
     """Policy learning rate (constant, Adam)."""
     value_lr: float = 1e-4
     """Value model learning rate."""
@@ -277,7 +277,7 @@ class PPOConfig:
     """Tokens per pretraining window."""
     ema_decay: float = 0.992
     """Exponential moving average of the policy weights, per gradient step, used for evaluation (the paper)."""
-    max_kl: float = 50.0
+    max_kl: float = 100.0
     """Stop with an error when the mean KL per response exceeds this many nats (a runaway policy)."""
     lora: bool = False
     """Train LoRA adapters on the policy; the reference is then the same model with the adapters disabled."""
@@ -297,7 +297,7 @@ class PPOConfig:
     """Largest n of the best-of-n reference (n SFT samples, keep the one the RM likes best)."""
     big_beta: float = 0.1
     """Notebook 05: the "larger KL" alternative to the pretraining mix."""
-    ptx_sweep: tuple[float, ...] = (0.5, 2.0)
+    ptx_sweep: tuple[float, ...] = (4.0,)
     """Notebook 05: pretraining-mix coefficients of the gamma sweep (besides 0 and `ptx_coef_05`)."""
     ptx_coef_05: float = 1.0
     """Notebook 05's PPO-ptx model: the gamma used for the comparison with PPO and the larger beta."""

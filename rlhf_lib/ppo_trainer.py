@@ -141,6 +141,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     order = [i for _ in range(math.ceil(cfg.steps * cfg.batch_size / len(prompts)) + 1)
              for i in rng.sample(range(len(prompts)), len(prompts))]
     t0 = time.time() - (history["seconds"][-1] if history.get("seconds") else 0.0)
+    if evaluate is not None and start == 0:
+        history["eval"].append({"step": 0, **evaluate(ema, 0)})  # the SFT model itself, on the same prompts
     bar = tqdm(range(start, cfg.steps), desc="PPO", initial=start, total=cfg.steps, disable=not progress)
     for step in bar:
         batch = [prompts[i] for i in order[step * cfg.batch_size: (step + 1) * cfg.batch_size]]
@@ -305,9 +307,11 @@ def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict]) -> dict[s
         for key in ("gold", "rm"):
             out[f"{key}_{name}"], out[f"{key}_{name}_ci"] = mean_ci(m[key])
     main = histories["ppo"]
+    diff, diff_ci = mean_ci([p - q for p, q in zip(measured["ppo"]["gold"], measured["sft"]["gold"])])
     out |= {"kl_final": main["eval"][-1]["kl"], "kl_train_final": main["kl"][-1],
-            "gold_ppo_minus_sft": out["gold_ppo"] - out["gold_sft"], "train_seconds": main["seconds"][-1],
-            "episodes": main["episodes"][-1]}
+            "gold_ppo_minus_sft": diff, "gold_ppo_minus_sft_ci": diff_ci,  # paired over the same prompts
+            "ppo_clearly_above_sft": bool(diff - diff_ci > 0),
+            "train_seconds": main["seconds"][-1], "episodes": main["episodes"][-1]}
     for name, h in histories.items():
         if name != "ppo":
             out[f"kl_final_{name}"] = h["eval"][-1]["kl"]

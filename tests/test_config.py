@@ -53,3 +53,10 @@ def test_unknown_field_is_a_clear_error(key, message):
 def test_wrong_type_is_a_clear_error(key, value):
     with pytest.raises(ValueError, match="expects"):
         get_profile("smoke", {key: value})
+
+
+def test_tuple_fields_take_lists_and_reject_other_values():
+    cfg = get_profile("smoke", {"ppo.ptx_sweep": [1, 2.5]})
+    assert cfg.ppo.ptx_sweep == (1.0, 2.5)
+    with pytest.raises(ValueError, match="ppo.ptx_sweep.*list of numbers"):
+        get_profile("smoke", {"ppo.ptx_sweep": "1,2"})
