@@ -57,7 +57,8 @@ def tax_findings(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
          "ours": f"recovered vs PPO: PPO-ptx {recovered(ptx):+.3f}, larger beta {recovered(big):+.3f}",
          "holds": bool(recovered(ptx) > recovered(big))},
         {"claim": "PPO-ptx keeps the preference gains of PPO (gold utility not lower than PPO's)",
-         "ours": f"gold PPO {ppo['gold']:.2f} ± {ppo['gold_ci']:.2f}, PPO-ptx {ptx['gold']:.2f} ± {ptx['gold_ci']:.2f}",
+         "ours": f"gold SFT {sft['gold']:.2f}, PPO {ppo['gold']:.2f} ± {ppo['gold_ci']:.2f}, "
+                 f"PPO-ptx {ptx['gold']:.2f} ± {ptx['gold_ci']:.2f}",
          "holds": bool(ptx["gold"] >= ppo["gold"] - max(ppo["gold_ci"], ptx["gold_ci"]))},
         {"claim": "A larger beta costs preference (gold utility below PPO's)",
          "ours": f"gold PPO {ppo['gold']:.2f}, larger beta {big['gold']:.2f}",
@@ -68,11 +69,12 @@ def tax_findings(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def build_ppo_ptx(cfg: Any, progress: bool = True) -> dict[str, Any]:
     """Notebook 05 without the plots: PPO-ptx, the larger-beta run and the gamma sweep, all measured."""
     from rlhf_lib.artifacts import write_metrics
+    from rlhf_lib.base_model import load_base
     from rlhf_lib.ppo_trainer import load_ppo, run_ppo, setup
 
     s = setup(cfg)
     benchmarks, heldout = benchmarks_for(cfg), heldout_ids_for(cfg, s["tokenizer"])
-    policies = {"sft": s["ref"], "ppo": load_ppo(cfg)[0],
+    policies = {"base": load_base(cfg)[0], "sft": s["ref"], "ppo": load_ppo(cfg)[0],
                 "ppo_ptx": run_ppo(cfg, s, "ppo_ptx", progress, ptx_coef=cfg.ppo.ptx_coef_05)["ema"],
                 "ppo_big_beta": run_ppo(cfg, s, "ppo_big_beta", progress, beta=cfg.ppo.big_beta)["ema"]}
     models = {name: evaluate_model(cfg, s, p, benchmarks, heldout) for name, p in policies.items()}
