@@ -30,17 +30,14 @@ def heldout_ids_for(cfg: Any, tokenizer: Any) -> torch.Tensor:
 def evaluate_model(cfg: Any, s: dict[str, Any], model: torch.nn.Module, benchmarks: dict[str, list[Item]],
                    heldout_ids: torch.Tensor) -> dict[str, Any]:
     """One model on the benchmarks, held-out perplexity, and its samples' gold utility and RM score."""
-    from rlhf_lib.evaluation import mean_ci
-    from rlhf_lib.policy_eval import sample_and_measure
+    from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
 
     out = evaluate_benchmarks(model, s["tokenizer"], benchmarks)
     out["benchmark_mean"] = sum(out[t] for t in TASKS) / len(TASKS)
     out["heldout_ppl"] = heldout_perplexity(model, heldout_ids, min(cfg.base.block_size, model.config.n_positions))
     m = sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
                            cfg.ppo.max_new_tokens, cfg.sft.temperature, cfg.seed + 11)
-    for key in ("gold", "rm", "kl"):
-        out[key], out[f"{key}_ci"] = mean_ci(m[key])
-    return out
+    return out | summarize_policy(m)
 
 
 def tax_findings(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

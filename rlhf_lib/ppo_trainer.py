@@ -4,7 +4,8 @@
         1. sample a response for each of `batch_size` prompts from the policy   (rlhf_lib.rollout)
         2. score them: policy and SFT log-probs, values, the RM score at the EOS
         3. rewards = -beta * KL per token + score at the last token; advantages by GAE   (rlhf_lib.ppo)
-        4. `ppo_epochs` passes of minibatch updates: clipped policy loss (+ gamma * pretraining loss), clipped value loss
+        4. `ppo_epochs` passes of minibatch updates: clipped policy loss (+ gamma * pretraining loss),
+           clipped value loss
         5. log the diagnostics, update the EMA policy, checkpoint
 
 The policy starts from SFT; the reference is a frozen SFT copy (with LoRA, the same model with its adapters off);
@@ -30,36 +31,13 @@ from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.config import PPOConfig
 from rlhf_lib.data import PromptRecord
-from rlhf_lib.ppo import (
-    AdaptiveKLController,
-    FixedKLController,
-    explained_variance,
-    gae,
-    kl_penalized_rewards,
-    masked_mean,
-    masked_whiten,
-    policy_loss,
-    ptx_loss,
-    value_loss,
-)
+from rlhf_lib.ppo import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_penalized_rewards,
+                          masked_mean, masked_whiten, policy_loss, ptx_loss, value_loss)
 from rlhf_lib.reward_model import RewardModel
-from rlhf_lib.rollout import (
-    Rollout,
-    entropy_from_logits,
-    length_grouped_minibatches,
-    logprobs_from_logits,
-    response_logits,
-    response_logprobs,
-    response_values,
-    sample_rollout,
-    score_rollout,
-)
-from rlhf_lib.training import (
-    check_finite,
-    load_checkpoint,
-    optimizer_step,
-    save_checkpoint,
-)
+from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minibatches, logprobs_from_logits,
+                              penalize_unfinished, response_logits, response_logprobs, response_values,
+                              sample_rollout, score_rollout)
+from rlhf_lib.training import check_finite, load_checkpoint, optimizer_step, save_checkpoint
 
 
 def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | None) -> Any:
@@ -84,8 +62,7 @@ def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, 
             out["ref_logprobs"][idx] = response_logprobs(ref_policy or policy, mb, cfg.temperature)
         out["values"][idx] = response_values(value_model, mb)
         out["raw_scores"][idx] = score_rollout(reward_model, mb, None)
-    ended = rollout.ended.float()
-    out["scores"] = out["raw_scores"] - (cfg.missing_eos_penalty or 0.0) * (1 - ended)
+    out["scores"] = penalize_unfinished(out["raw_scores"], rollout, cfg.missing_eos_penalty)
     return out
 
 
@@ -187,7 +164,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         kl_ctl.update(kl_per_response, len(batch))
         row = {"step": step + 1, "episodes": (step + 1) * cfg.batch_size, "rm_score": float(old["raw_scores"].mean()),
                "reward": float(rewards.sum(1).mean()), "kl": kl_per_response, "beta": kl_ctl.beta,
-               "entropy": float(masked_mean(old["entropy"], rollout.mask)), "response_length": float(rollout.mask.sum(1).mean()),
+               "entropy": float(masked_mean(old["entropy"], rollout.mask)),
+               "response_length": float(rollout.mask.sum(1).mean()),
                "ended": float(rollout.ended.float().mean()),
                "explained_variance": explained_variance(old["values"], returns, rollout.mask),
                **{k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()},
@@ -223,20 +201,27 @@ def model_dir(profile: str, run: str = "ppo") -> Path:
 
 
 def setup(cfg: Any) -> dict[str, Any]:
-    """What every PPO run of a profile shares: SFT reference, reward model, world, prompts, pretraining tokens."""
-    from rlhf_lib.base_model import corpus_for, encode_documents, world_for
+    """What every PPO run of a profile shares: SFT reference, reward model, world, prompts."""
+    from rlhf_lib.base_model import world_for
     from rlhf_lib.dataset import ensure_data, load_dataset
     from rlhf_lib.reward_model import load_rm
     from rlhf_lib.sft import load_sft
 
     ensure_data(cfg)
     ref, tokenizer = load_sft(cfg)
-    reward_model = load_rm(cfg)
-    corpus = corpus_for(cfg.world)
-    return {"ref": ref.requires_grad_(False), "tokenizer": tokenizer, "reward_model": reward_model.requires_grad_(False),
-            "world": world_for(cfg.world), "prompts": load_dataset(cfg.name, "ppo_train"),
-            "eval_records": load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts],
-            "ptx_ids": encode_documents(tokenizer, [d.text for d in corpus.train_documents()])}
+    return {"ref": ref.requires_grad_(False), "tokenizer": tokenizer,
+            "reward_model": load_rm(cfg).requires_grad_(False), "world": world_for(cfg.world),
+            "prompts": load_dataset(cfg.name, "ppo_train"),
+            "eval_records": load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts]}
+
+
+def pretraining_ids(cfg: Any, s: dict[str, Any]) -> torch.Tensor:
+    """The training corpus as one token stream (D_pretrain of PPO-ptx), encoded once per `setup` when first needed."""
+    from rlhf_lib.base_model import corpus_for, encode_documents
+
+    if "ptx_ids" not in s:
+        s["ptx_ids"] = encode_documents(s["tokenizer"], [d.text for d in corpus_for(cfg.world).train_documents()])
+    return s["ptx_ids"]
 
 
 def new_policy_and_value(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig) -> tuple[torch.nn.Module, RewardModel]:
@@ -279,7 +264,7 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
 
     out_dir = step_dir(cfg.name, "ppo") / run
     history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,
-                        cfg.seed, out_dir, s["ptx_ids"] if ppo_cfg.ptx_coef > 0 else None, evaluate,
+                        cfg.seed, out_dir, pretraining_ids(cfg, s) if ppo_cfg.ptx_coef > 0 else None, evaluate,
                         gold_scorer(s["world"]), progress)
     ema = history["ema"]
     if ppo_cfg.lora:

@@ -127,7 +127,10 @@ def response_values(value_model: RewardModel, rollout: Rollout) -> torch.Tensor:
 def score_rollout(reward_model: RewardModel, rollout: Rollout, missing_eos_penalty: float | None = None
                   ) -> torch.Tensor:
     """r_theta(x, y) read at the last real token (the EOS), minus a penalty for responses that never ended. (B,)."""
-    scores = reward_model(rollout.input_ids, rollout.attention_mask).float()
-    if missing_eos_penalty is not None:
-        scores = scores - missing_eos_penalty * (~rollout.ended).float()
-    return scores
+    return penalize_unfinished(reward_model(rollout.input_ids, rollout.attention_mask).float(), rollout,
+                               missing_eos_penalty)
+
+
+def penalize_unfinished(scores: torch.Tensor, rollout: Rollout, penalty: float | None) -> torch.Tensor:
+    """Subtract `penalty` from the score of every response that hit the length limit without EOS (None: none)."""
+    return scores if penalty is None else scores - penalty * (~rollout.ended).float()
