@@ -106,7 +106,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     history: dict[str, Any] = {"step": [], "eval": []}
     start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
     state = load_checkpoint(ckpt, device) if ckpt else None
-    if state is not None and state["config"] == dataclasses.asdict(cfg):  # a changed config starts afresh
+    if state is not None and (state["config"], state["seed"]) == (dataclasses.asdict(cfg), seed):  # else afresh
         policy.load_state_dict(state["policy"])
         value_model.load_state_dict(state["value"])
         ema.load_state_dict(state["ema"])
@@ -181,7 +181,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             history["eval"].append({"step": step + 1, **evaluate(ema, step + 1)})
         if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), step=step + 1, policy=policy.state_dict(),
+            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), seed=seed, step=step + 1, policy=policy.state_dict(),
                             value=value_model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
                             value_opt=value_opt.state_dict(), beta=kl_ctl.beta, history=history)
     bar.close()

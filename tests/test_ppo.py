@@ -331,6 +331,11 @@ def test_training_resumes_exactly_after_a_kill(tokenizer, base_cfg, tmp_path):
     assert resumed["step"] == [1, 2, 3, 4] and resumed["kl"] == pytest.approx(full["kl"])
     for k, v in policy.state_dict().items():
         torch.testing.assert_close(p3.state_dict()[k], v)
+    # another seed (or config) never resumes this run's checkpoint
+    p4, ref4, v4, r4 = parts(tokenizer, base_cfg)
+    other = train_ppo(p4, ref4, v4, r4, tokenizer, records(8), cfg, seed=1, out_dir=tmp_path, ptx_ids=ptx_ids,
+                      progress=False)
+    assert other["kl"] != pytest.approx(full["kl"])
 
 
 def test_runaway_kl_and_nan_stop_with_a_clear_message(tokenizer, base_cfg):
