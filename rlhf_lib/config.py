@@ -303,6 +303,35 @@ class PPOConfig:
     """Notebook 05's PPO-ptx model: the gamma used for the comparison with PPO and the larger beta."""
     nlp_items: int = 150
     """Questions per "public NLP" benchmark task (`rlhf_lib.nlp_tasks`)."""
+    heldout_category: str | None = "other"
+    """Prompts of this category never reach PPO (arithmetic and date comparisons: the analogue of the paper's code
+    and non-English prompts, rare in its fine-tuning data); notebook 06 measures how PPO generalises to them."""
+
+
+@dataclass
+class EvalConfig:
+    """The paper's evaluation in miniature (notebook 06): the models compared and the probe sets."""
+
+    n_test_prompts: int | None = None
+    """Held-out test prompts judged by the held-out labelers (None: all of the test split)."""
+    max_new_tokens: int = 48
+    """Tokens sampled per answer; sampling uses the SFT evaluation temperature `sft.temperature`."""
+    large_n_layer: int = 6
+    """The larger base model (GPT-L), pretrained the same way on the same corpus: layers."""
+    large_n_head: int = 8
+    """GPT-L attention heads."""
+    large_n_embd: int = 256
+    """GPT-L width."""
+    large_hub_model: str | None = None
+    """Hub name of the larger base in the gpt2 profile (e.g. "gpt2-medium"); None: pretrain it here."""
+    ft_items: int = 200
+    """GPT-FT (the paper's FLAN/T0 baseline): fine-tuning items per "public NLP" task."""
+    ft_epochs: int = 2
+    """GPT-FT fine-tuning epochs."""
+    n_probe: int = 40
+    """Items per probe set (truthfulness, toxicity, bias, false premises, hedging, constraints per level)."""
+    bootstrap: int = 2000
+    """Bootstrap resamples for the 95% intervals."""
 
 
 @dataclass
@@ -325,6 +354,7 @@ class Profile:
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -346,6 +376,8 @@ def _smoke() -> Profile:
         ppo=PPOConfig(steps=4, batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=16, lr=1e-4,
                       checkpoint_every=2, eval_every=2, n_eval_prompts=8, best_of_n=4, ptx_batch_size=2,
                       ptx_block_size=64, ptx_sweep=(2.0,), nlp_items=10),
+        eval=EvalConfig(n_test_prompts=24, max_new_tokens=16, large_n_layer=3, large_n_head=2, large_n_embd=96,
+                        ft_items=20, ft_epochs=1, n_probe=6, bootstrap=200),
     )
 
 
@@ -357,7 +389,8 @@ def _gpt2() -> Profile:
     # The real GPT-2 (124M) from the hub: n_layer/n_embd/... are then read from the checkpoint, not from here.
     return Profile(name="gpt2", offline=False,
                    base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024),
-                   data=DataConfig(real_sft="databricks/databricks-dolly-15k", real_rm="Anthropic/hh-rlhf"))
+                   data=DataConfig(real_sft="databricks/databricks-dolly-15k", real_rm="Anthropic/hh-rlhf"),
+                   eval=EvalConfig(large_hub_model="gpt2-medium"))
 
 
 PROFILES = {"smoke": _smoke, "default": _default, "gpt2": _gpt2}

@@ -2,6 +2,7 @@
 
     python -m rlhf_lib.pipeline --profile default          # skips steps whose metrics.json exists
     python -m rlhf_lib.pipeline --profile smoke --force    # reruns every step
+    python -m rlhf_lib.pipeline --profile default --seeds 3  # also seeds 1 and 2: mean and CI of the headlines
 
 A step is complete when its `metrics.json` exists (it is written last, atomically), so a killed run resumes at the
 first unfinished step; inside a step, training resumes from its last checkpoint.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -29,52 +31,94 @@ NOTEBOOKS: list[tuple[str, str]] = [
     ("rm", "03_reward_model.ipynb"),
     ("ppo", "04_ppo.ipynb"),
     ("ppo_ptx", "05_ppo_ptx.ipynb"),
+    ("eval", "06_evaluation.ipynb"),
 ]
 """(step, notebook) in pipeline order."""
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
-def run_step(step: str, notebook: str, profile: str, log_output: bool = False) -> float:
-    """Execute one notebook with papermill; the executed copy goes to `artifacts/<profile>/notebooks/`."""
+def seed_run_name(profile: str, seed: int) -> str:
+    """Artifacts folder of a repeat with another training seed: `artifacts/<profile>-seed<k>/` (seed 0 is the
+    profile's own folder)."""
+    return profile if seed == 0 else f"{profile}-seed{seed}"
+
+
+def run_step(step: str, notebook: str, profile: str, log_output: bool = False, seed: int = 0) -> float:
+    """Execute one notebook with papermill; the executed copy goes to `artifacts/<run>/notebooks/`."""
     import papermill
 
-    out = artifacts_root() / profile / "notebooks" / notebook
+    name = seed_run_name(profile, seed)
+    overrides = {} if seed == 0 else {"seed": seed, "name": name}
+    out = artifacts_root() / name / "notebooks" / notebook
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out), parameters={"profile": profile},
+    papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out),
+                               parameters={"profile": profile, "overrides": overrides},
                                cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=True,
                                log_output=log_output)
-    if read_metrics(profile, step) is None:
-        raise RuntimeError(f"{notebook} ran but did not write {step_dir(profile, step, create=False)}/metrics.json.")
+    if read_metrics(name, step) is None:
+        raise RuntimeError(f"{notebook} ran but did not write {step_dir(name, step, create=False)}/metrics.json.")
     return time.time() - start
 
 
-def run(profile: str, force: bool = False, steps: list[str] | None = None, log_output: bool = False) -> dict[str, Any]:
+def run(profile: str, force: bool = False, steps: list[str] | None = None, log_output: bool = False,
+        seed: int = 0) -> dict[str, Any]:
     """Run the pipeline; returns {step: {"status", "seconds"}} and writes report.md and timings.json."""
     get_profile(profile)  # fail early, with the list of valid profiles
     todo = [(s, nb) for s, nb in NOTEBOOKS if steps is None or s in steps]
     unknown = set(steps or []) - {s for s, _ in NOTEBOOKS}
     if unknown:
         raise ValueError(f"Unknown step(s) {sorted(unknown)}. Valid steps: {', '.join(s for s, _ in NOTEBOOKS)}.")
-    timings_path = artifacts_root() / profile / "timings.json"
+    name = seed_run_name(profile, seed)
+    timings_path = artifacts_root() / name / "timings.json"
     timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    bar = tqdm(todo, desc=f"pipeline [{profile}]", unit="step")
+    bar = tqdm(todo, desc=f"pipeline [{name}]", unit="step")
     for step, notebook in bar:
         bar.set_postfix(step=step)
-        if not force and read_metrics(profile, step) is not None:
+        if not force and read_metrics(name, step) is not None:
             tqdm.write(f"  {step}: complete, skipped (use --force to rerun)")
             timings.setdefault(step, {"seconds": None})["status"] = "skipped"
             continue
         tqdm.write(f"  {step}: running {notebook} ...")
-        seconds = run_step(step, notebook, profile, log_output)
+        seconds = run_step(step, notebook, profile, log_output, seed)
         timings[step] = {"status": "ran", "seconds": round(seconds, 1)}
         write_json_atomic(timings_path, timings)
         tqdm.write(f"  {step}: done in {seconds:.0f} s")
     write_json_atomic(timings_path, timings)
-    report = write_report(profile, timings)
+    report = write_report(name, timings, seed)
     tqdm.write(f"Report: {report}")
     return timings
+
+
+HEADLINES = ("sft/gold_sft", "rm/acc_train_labelers", "rm/acc_heldout_labelers", "ppo/gold_ppo_minus_sft",
+             "ppo/kl_final", "ppo_ptx/ppo/benchmark_mean", "ppo_ptx/ppo_ptx/benchmark_mean",
+             "eval/models/ppo_ptx/winrate_vs_sft", "eval/models/gpt/winrate_vs_sft",
+             "eval/models/gpt_large_prompted/winrate_vs_sft", "eval/models/ppo_ptx/truthful",
+             "eval/models/ppo_ptx/toxicity_respectful", "eval/n_findings_hold")
+"""The figures `--seeds` repeats: `step/key/...` paths into each step's metrics.json."""
+
+
+def headline(run_name: str, path: str) -> float | None:
+    step, *keys = path.split("/")
+    value: Any = read_metrics(run_name, step)
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def summarize_seeds(profile: str, n_seeds: int) -> dict[str, dict[str, Any]]:
+    """Per headline figure: the value of every seed, their mean and a 95% t-interval half-width (n_seeds >= 2)."""
+    from scipy import stats
+
+    out = {}
+    for path in HEADLINES:
+        values = [headline(seed_run_name(profile, k), path) for k in range(n_seeds)]
+        xs = [v for v in values if v is not None]
+        half = float(stats.t.ppf(0.975, len(xs) - 1) * stats.tstd(xs) / len(xs) ** 0.5) if len(xs) >= 2 else None
+        out[path] = {"values": values, "mean": sum(xs) / len(xs) if xs else None, "ci": half}
+    write_json_atomic(artifacts_root() / profile / "seeds.json", out)
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -84,14 +128,32 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: md.version(n) for n in names}}
 
 
-def write_report(profile: str, timings: dict[str, Any]) -> Path:
-    """`artifacts/<profile>/report.md`: per step its run time, metrics and figures; then versions and seed."""
+def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
+                 seeds: dict[str, dict[str, Any]] | None = None) -> Path:
+    """`artifacts/<profile>/report.md`: the findings table, per step its run time, metrics and figures; then
+    versions and seed."""
     root = artifacts_root() / profile
-    cfg = get_profile(profile)
-    lines = [f"# InstructGPT in miniature: report for profile `{profile}`", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}; seed {cfg.seed}; machine {platform.machine()} "
-             f"({platform.processor() or 'cpu'}).", "", "## Steps", "",
-             "| step | notebook | status | seconds |", "|---|---|---|---|"]
+    total = sum(t.get("seconds") or 0 for t in timings.values() if t.get("status") == "ran")
+    lines = [f"# InstructGPT in miniature: report for `{profile}`", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}; training seed {seed}; machine {platform.machine()} "
+             f"({platform.processor() or 'cpu'}), {os.cpu_count()} CPU cores.", ""]
+    findings = (read_metrics(profile, "eval") or {}).get("findings")
+    if findings:
+        held = sum(f["holds"] for f in findings)
+        lines += ["## The paper's findings here", "", f"{held} of {len(findings)} hold.", "",
+                  "| finding (the paper) | ours | holds |", "|---|---|---|",
+                  *[f"| {f['claim']} | {f['ours']} | {'yes' if f['holds'] else 'no'} |" for f in findings], ""]
+    if seeds:
+        n = len(next(iter(seeds.values()))["values"])
+        lines += [f"## Headline figures over {n} training seeds", "", "| figure | mean ± 95% CI | per seed |",
+                  "|---|---|---|"]
+        for path, v in seeds.items():
+            per = ", ".join("-" if x is None else f"{x:.3f}" for x in v["values"])
+            mean = "-" if v["mean"] is None else f"{v['mean']:.3f}" + ("" if v["ci"] is None else f" ± {v['ci']:.3f}")
+            lines.append(f"| `{path}` | {mean} | {per} |")
+        lines.append("")
+    lines += ["## Steps", "", f"Run time of the steps that ran: {total / 60:.1f} min.", "",
+              "| step | notebook | status | seconds |", "|---|---|---|---|"]
     for step, notebook in NOTEBOOKS:
         t = timings.get(step, {})
         lines.append(f"| {step} | [{notebook}](notebooks/{notebook}) | {t.get('status', 'not run')} | "
@@ -119,10 +181,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rerun steps even when their metrics.json exists")
     parser.add_argument("--steps", default=None, help="comma-separated subset of steps, e.g. base,data")
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="repeat the training steps with seeds 0..N-1 and report mean and CI of the headlines")
     args = parser.parse_args(argv)
     try:
-        run(args.profile, force=args.force, steps=args.steps.split(",") if args.steps else None,
-            log_output=args.log_output)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be 1 or more, got {args.seeds}.")
+        steps = args.steps.split(",") if args.steps else None
+        for seed in range(args.seeds):
+            timings = run(args.profile, force=args.force, steps=steps, log_output=args.log_output, seed=seed)
+            if seed == 0:
+                first = timings
+        if args.seeds > 1:
+            report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds))
+            tqdm.write(f"Report with {args.seeds} seeds: {report}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -206,12 +206,16 @@ def setup(cfg: Any) -> dict[str, Any]:
     from rlhf_lib.dataset import ensure_data, load_dataset
     from rlhf_lib.reward_model import load_rm
     from rlhf_lib.sft import load_sft
+    from rlhf_lib.tasks import CATEGORIES
 
+    if cfg.ppo.heldout_category not in (None, *CATEGORIES):
+        raise ValueError(f"ppo.heldout_category={cfg.ppo.heldout_category!r} is not a prompt category; use None or "
+                         f"one of {', '.join(CATEGORIES)}.")
     ensure_data(cfg)
     ref, tokenizer = load_sft(cfg)
     return {"ref": ref.requires_grad_(False), "tokenizer": tokenizer,
             "reward_model": load_rm(cfg).requires_grad_(False), "world": world_for(cfg.world),
-            "prompts": load_dataset(cfg.name, "ppo_train"),
+            "prompts": [r for r in load_dataset(cfg.name, "ppo_train") if r.category != cfg.ppo.heldout_category],
             "eval_records": load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts]}
 
 
