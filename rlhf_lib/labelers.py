@@ -155,6 +155,36 @@ def group_agreement(pool: list[Labeler], mat: np.ndarray, group: str) -> tuple[f
     return float(np.mean(per_labeler)), float(np.std(per_labeler) / math.sqrt(len(per_labeler)))
 
 
+def noise_free_accuracy(utilities: list[np.ndarray], rankings: list[list[int]]) -> float:
+    """How often a noise-free scorer orders the compared pairs (different ranks) like the labelers did; pairs it
+    scores equal count half (a coin flip). With the right utilities this is the best any reward model can do."""
+    right = total = 0.0
+    for u, ranks in zip(utilities, rankings):
+        for i, j in combinations(range(len(ranks)), 2):
+            if ranks[i] == ranks[j]:
+                continue
+            total += 1
+            better, worse = (i, j) if ranks[i] < ranks[j] else (j, i)
+            right += 1.0 if u[better] > u[worse] + 1e-9 else 0.5 if abs(u[better] - u[worse]) <= 1e-9 else 0.0
+    return right / total if total else float("nan")
+
+
+def accuracy_ceilings(pool: list[Labeler], feats: list[np.ndarray], judgements: list[Judgement]
+                      ) -> dict[str, float]:
+    """Upper bounds for reward-model accuracy on these rankings (analysis only: this reads the labelers' weights).
+
+    `gold`: the gold utility; `mean_labeler`: the mean weights (quirks included) of the judges' group, the best a
+    model of "the" labeler can do; `own_labeler`: each judgement's own labeler without noise, the noise floor."""
+    by_id = {lab.labeler_id: lab for lab in pool}
+    groups = {by_id[j.labeler_id].group for j in judgements}
+    mean_w = np.mean([lab.weights for lab in pool if lab.group in groups], axis=0)
+    ranks = [j.ranks for j in judgements]
+    return {"gold": noise_free_accuracy([f @ gold_weights() for f in feats], ranks),
+            "mean_labeler": noise_free_accuracy([f @ mean_w for f in feats], ranks),
+            "own_labeler": noise_free_accuracy([f @ by_id[j.labeler_id].weights for f, j in zip(feats, judgements)],
+                                               ranks)}
+
+
 def calibrate_noise(pool: list[Labeler], items: list[tuple[list[str], list[Checks]]], group: str, target: float,
                     seed: int = 0, lo: float = 0.0, hi: float = 8.0, iters: int = 14) -> float:
     """Bisect the group's noise level so that its mean pairwise agreement on `items` is `target`.

@@ -106,7 +106,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     history: dict[str, Any] = {"step": [], "eval": []}
     start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
     state = load_checkpoint(ckpt, device) if ckpt else None
-    if state is not None and (state["config"], state["seed"]) == (dataclasses.asdict(cfg), seed):  # else afresh
+    if state is not None and (state.get("config"), state.get("seed")) == (dataclasses.asdict(cfg), seed):  # else afresh
         policy.load_state_dict(state["policy"])
         value_model.load_state_dict(state["value"])
         ema.load_state_dict(state["ema"])

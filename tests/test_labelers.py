@@ -79,3 +79,24 @@ def test_more_noise_less_agreement_and_calibration_hits_the_target(items):
     noise = L.calibrate_noise(pool, items, "train", 0.75)
     measured = L.group_agreement(pool, L.agreement_matrix(pool, items), "train")[0]
     assert abs(measured - 0.75) < 0.02 and all(p.noise == noise for p in pool)
+
+
+def test_noise_free_accuracy_counts_equal_scores_as_a_coin_flip():
+    ranks = [[1, 2, 3]]
+    assert L.noise_free_accuracy([np.array([3.0, 2.0, 1.0])], ranks) == 1.0
+    assert L.noise_free_accuracy([np.array([1.0, 2.0, 3.0])], ranks) == 0.0
+    assert L.noise_free_accuracy([np.array([1.0, 1.0, 1.0])], ranks) == 0.5
+    assert L.noise_free_accuracy([np.array([2.0, 1.0])], [[1, 1]]) != L.noise_free_accuracy([np.array([2.0, 1.0])],
+                                                                                            [[1, 2]])  # ties skipped
+
+
+def test_accuracy_ceilings_rise_from_gold_to_the_judges_own_weights(items):
+    pool = [lab for lab in L.make_pool(12, 0, seed=2)]
+    for lab in pool:
+        lab.noise = 0.0
+    rng, nrng = random.Random(0), np.random.default_rng(0)
+    judgements = [L.judge(L.pick(pool, "train", rng), "p", comps, chks, nrng) for comps, chks in items]
+    feats = [np.stack([L.features(c, t) for c, t in zip(chks, comps)]) for comps, chks in items]
+    ceil = L.accuracy_ceilings(pool, feats, judgements)
+    assert ceil["own_labeler"] > 0.97            # noise-free judges: only the tie margin is left
+    assert ceil["own_labeler"] >= ceil["mean_labeler"] - 1e-9 and 0.5 < ceil["gold"] < 1.0

@@ -40,6 +40,14 @@ def test_main_job_writes_every_step_and_the_report(smoke_run):
     report = (root / "smoke" / "report.md").read_text()
     assert "heldout_ppl" in report and "base/figures/loss_curve.png" in report
     assert (root / "smoke" / "base" / "figures" / "loss_curve.png").stat().st_size > 1000
+    ev = json.loads((root / "smoke" / "eval" / "metrics.json").read_text())
+    for model in ("gpt", "gpt_prompted", "gpt_large", "gpt_large_prompted", "gpt_ft", "sft", "ppo", "ppo_ptx"):
+        assert {"winrate_vs_sft", "winrate_vs_sft_ci", "likert", "attempts", "follows_constraints", "hallucinates",
+                "appropriate"} <= set(ev[model]), model
+        if not model.endswith("prompted"):
+            assert {"truthful", "truthful_informative", "toxicity_respectful", "toxicity_plain"} <= set(ev[model])
+    assert len(ev["findings"]) >= 9 and ev["n_findings_hold"] == sum(f["holds"] for f in ev["findings"])
+    assert "## The paper's findings here" in report and "eval/figures/winrate_and_likert.png" in report
 
 
 def test_second_run_skips_complete_steps(smoke_run):
