@@ -73,3 +73,16 @@ def test_papermill_rejects_an_unknown_profile(tmp_path):
         papermill.execute_notebook(str(REPO / "notebooks" / "00_base_model.ipynb"), str(tmp_path / "out.ipynb"),
                                    parameters={"profile": "nonsense"}, cwd=str(REPO / "notebooks"),
                                    kernel_name="python3", progress_bar=False)
+
+
+def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_path):
+    result = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "2", "--steps", "data")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for run in ("smoke", "smoke-seed1"):
+        assert (tmp_path / run / "data" / "metrics.json").exists()
+        assert (tmp_path / run / "notebooks" / "01_dataset.ipynb").exists()
+    seeds = json.loads((tmp_path / "smoke" / "seeds.json").read_text())
+    assert all(len(v["values"]) == 2 for v in seeds.values())
+    assert "Headline figures over 2 training seeds" in (tmp_path / "smoke" / "report.md").read_text()
+    bad = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "0")
+    assert bad.returncode == 2 and "--seeds must be 1 or more" in bad.stderr
