@@ -40,14 +40,18 @@ def step_dir(profile: str, step: str, create: bool = True) -> Path:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target` (file or folder), else delete it.
 
-    A reader sees the old version or the new one, never a half-written one, even if the process is killed.
+    A reader sees the old version or the new one, never a half-written one, even if the process is killed. In a
+    data-parallel run (`rlhf_lib.training`) only the first process renames, and every process waits until it has.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)) / target.name
+    rank = _distributed_rank()
     try:
         yield tmp
-        if tmp.is_dir() and target.exists():
+        if rank > 0:
+            pass  # the other processes hold the same content; the first one publishes it
+        elif tmp.is_dir() and target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             target.rename(old)  # folders cannot be replaced in one step: swap, then clean up
@@ -57,6 +61,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
+        if rank >= 0:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _distributed_rank() -> int:
+    """This process's rank when torch.distributed is running, else -1."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else -1
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -24,8 +24,8 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedT
 from rlhf_lib.artifacts import save_atomic, step_dir, write_metrics
 from rlhf_lib.config import BaseConfig, Profile, WorldConfig
 from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
-from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, optimizer_step, save_checkpoint,
-                               set_lr)
+from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
+                               save_checkpoint, set_lr)
 from rlhf_lib.world import Corpus, World, build_corpus, build_world
 
 
@@ -190,7 +190,8 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
             break
         set_lr(optimizer, cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr))
         x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, gen)
-        loss = lm_loss(model, x.to(device), y.to(device))
+        rows = my_rows(len(x))  # every process draws the same windows and trains on its own rows
+        loss = lm_loss(model, x[rows].to(device), y[rows].to(device))
         optimizer_step(model, optimizer, loss, cfg.grad_clip)
         step += 1
         steps_this_call += 1

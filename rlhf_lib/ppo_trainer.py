@@ -37,7 +37,7 @@ from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minibatches, logprobs_from_logits,
                               penalize_unfinished, response_logits, response_logprobs, response_values,
                               sample_rollout, score_rollout)
-from rlhf_lib.training import check_finite, load_checkpoint, optimizer_step, save_checkpoint
+from rlhf_lib.training import check_finite, load_checkpoint, my_rows, optimizer_step, process_info, save_checkpoint
 
 
 def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | None) -> Any:
@@ -120,14 +120,19 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     t0 = time.time() - (history["seconds"][-1] if history.get("seconds") else 0.0)
     if evaluate is not None and start == 0:
         history["eval"].append({"step": 0, **evaluate(ema, 0)})  # the SFT model itself, on the same prompts
+    n_proc = process_info()[1]  # data parallel: each process rolls out and trains on its share of every batch
+    if cfg.batch_size % n_proc or cfg.minibatch_size % n_proc:
+        raise ValueError(f"ppo.batch_size ({cfg.batch_size}) and ppo.minibatch_size ({cfg.minibatch_size}) must be "
+                         f"multiples of the number of processes ({n_proc}).")
     bar = tqdm(range(start, cfg.steps), desc="PPO", initial=start, total=cfg.steps, disable=not progress)
     for step in bar:
         batch = [prompts[i] for i in order[step * cfg.batch_size: (step + 1) * cfg.batch_size]]
+        batch = batch[my_rows(len(batch))]
         torch.manual_seed(seed * 1_000_003 + step)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         # 1-2. rollouts and their scores
         rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens, cfg.temperature)
-        groups = length_grouped_minibatches(rollout, cfg.minibatch_size)
+        groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
         old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
         # 3. per-token rewards and advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,

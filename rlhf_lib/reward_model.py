@@ -26,7 +26,7 @@ from rlhf_lib.config import RMConfig
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
-from rlhf_lib.training import adamw, check_finite, cosine_lr, optimizer_step, set_lr
+from rlhf_lib.training import adamw, check_finite, cosine_lr, my_rows, optimizer_step, set_lr
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -174,6 +174,7 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
         for s in range(0, len(order), cfg.batch_size):
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.lr * 0.1))
             batch = [train[i] for i in order[s: s + cfg.batch_size]]
+            batch = batch[my_rows(len(batch))]  # this process's prompts (all of them in one process)
             enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, batch, max_len).items()}
             loss = rm_loss(score_comparisons(model, enc), enc["ranks"])
             check_finite(loss, f"Reward-model loss at step {step}", f"lower rm.lr (now {cfg.lr}).")

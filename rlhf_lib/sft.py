@@ -25,8 +25,8 @@ from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.config import SFTConfig
 from rlhf_lib.data import SFTRecord
-from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, optimizer_step, save_checkpoint,
-                               set_lr)
+from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
+                               save_checkpoint, set_lr)
 
 IGNORE = -100
 """Label of tokens that do not count in the loss (PyTorch's cross-entropy ignore_index)."""
@@ -136,7 +136,7 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
     for epoch in range(start_epoch, cfg.epochs):
         for batch in batches(train_ex, cfg.batch_size, tokenizer.pad_token_id, random.Random(seed * 1000 + epoch)):
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr))
-            loss = sft_loss(model, {k: v.to(device) for k, v in batch.items()})
+            loss = sft_loss(model, {k: v[my_rows(len(v))].to(device) for k, v in batch.items()})
             check_finite(loss, f"SFT loss at step {step}", f"lower sft.lr (now {cfg.lr}).")
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
             step += 1

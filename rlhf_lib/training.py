@@ -1,4 +1,5 @@
-"""Small pieces every training loop here shares: the learning-rate schedule, AdamW groups, resumable checkpoints.
+"""Small pieces every training loop here shares: the learning-rate schedule, AdamW groups, resumable checkpoints,
+and data parallelism over processes.
 
 Kept apart from the losses so that each loop (pretraining, SFT, the reward model, PPO) reads like its paper section.
 """
@@ -6,6 +7,7 @@ Kept apart from the losses so that each loop (pretraining, SFT, the reward model
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,11 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[f
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
                    grad_clip: float) -> float:
-    """Backpropagate `loss`, clip the global gradient norm, step. Returns the norm before clipping."""
+    """Backpropagate `loss`, average the gradients over processes (data parallel), clip the global gradient norm,
+    step. Returns the norm before clipping."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(model)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return float(norm)
@@ -62,3 +66,42 @@ def check_finite(loss: torch.Tensor, what: str, advice: str) -> None:
     """Stop with a clear message instead of training on NaN."""
     if not torch.isfinite(loss):
         raise FloatingPointError(f"{what} became {loss.item()}; {advice}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data parallelism. `accelerate launch --multi_gpu --num_processes N <script>` starts N copies of the same program; accelerate
+# sets up the process group (NCCL on GPUs, gloo on CPUs). Each copy trains on its own rows of every batch
+# (`my_rows`) and the gradients are averaged before every step, as CleanRL's multi-GPU PPO does, so all copies
+# keep identical weights and the library calls stay the same. In one process both are no-ops.
+
+
+def process_info() -> tuple[int, int]:
+    """(rank, number of processes): (0, 1) unless started by a launcher (`WORLD_SIZE` > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # sets up torch.distributed (gloo on CPUs), once
+    return state.process_index, state.num_processes
+
+
+def my_rows(n: int) -> slice:
+    """The rows of an n-row batch this process trains on (all of them when there are fewer rows than processes)."""
+    rank, size = process_info()
+    return slice(rank, n, size) if n >= size else slice(0, n)
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """All-reduce the mean of every gradient over processes, in one flat buffer."""
+    if process_info()[1] == 1:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset: offset + g.numel()].view_as(g))
+        offset += g.numel()

@@ -1,0 +1,56 @@
+"""Train one stage of the pipeline from the command line, in one process or data-parallel on several:
+
+    python -m rlhf_lib.train sft --profile default
+    accelerate launch --multi_gpu --num_processes 8 -m rlhf_lib.train ppo --profile gpt2
+
+Each stage is the same library call its notebook makes (`build_sft`, `build_rm`, ...). Under `accelerate launch`
+every process runs it; the training loops split each batch between the processes and average their gradients
+(`rlhf_lib.training`), so the weights stay identical and any process's output is the result. Only the first
+process shows progress bars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import sys
+
+from rlhf_lib.config import PROFILES, get_profile
+
+STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:build_data",
+          "sft": "rlhf_lib.sft:build_sft", "rm": "rlhf_lib.reward_model:build_rm",
+          "ppo": "rlhf_lib.ppo_trainer:build_ppo", "ppo_ptx": "rlhf_lib.alignment_tax:build_ppo_ptx",
+          "eval": "rlhf_lib.paper_eval:build_eval"}
+"""Stage -> the library function its notebook calls."""
+
+
+def build(stage: str, profile: str, progress: bool = True) -> dict:
+    if stage not in STAGES:
+        raise ValueError(f"Unknown stage {stage!r}. Valid stages: {', '.join(STAGES)}.")
+    module, name = STAGES[stage].split(":")
+    fn = getattr(importlib.import_module(module), name)
+    kwargs = {"progress": progress} if "progress" in inspect.signature(fn).parameters else {}
+    return fn(get_profile(profile), **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rlhf_lib.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stage", help=f"one of: {', '.join(STAGES)}")
+    parser.add_argument("--profile", default="default", help=f"one of: {', '.join(PROFILES)}")
+    args = parser.parse_args(argv)
+    from rlhf_lib.training import process_info
+
+    try:
+        metrics = build(args.stage, args.profile, progress=process_info()[0] == 0)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if process_info()[0] == 0:
+        print({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
