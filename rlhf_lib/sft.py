@@ -57,9 +57,15 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
 
 
 def sft_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean cross-entropy of the response tokens: position t predicts token t+1."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE)
+    """Mean cross-entropy of the response tokens: position t predicts token t+1.
+
+    Only the positions that predict a response token go through the unembedding: prompt and padding positions
+    have no target, and at GPT-2's 50k vocabulary their logits would be most of the step's memory."""
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    hidden = model.transformer(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0]  # (B, T, d)
+    logits = model.lm_head(hidden[:, :-1][keep])  # (n response tokens, V)
+    return F.cross_entropy(logits, targets[keep])
 
 
 def batches(examples: list[tuple[list[int], list[int]]], batch_size: int, pad_id: int, rng: random.Random | None
