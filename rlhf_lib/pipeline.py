@@ -141,8 +141,9 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
     if findings:
         held = sum(f["holds"] for f in findings)
         lines += ["## The paper's findings here", "", f"{held} of {len(findings)} hold.", "",
-                  "| finding (the paper) | ours | holds |", "|---|---|---|",
-                  *[f"| {f['claim']} | {f['ours']} | {'yes' if f['holds'] else 'no'} |" for f in findings], ""]
+                  "| finding (the paper) | ours | holds | test |", "|---|---|---|---|",
+                  *[f"| {f['claim']} | {f['ours']} | {'yes' if f['holds'] else 'no'} | {f.get('test', '')} |"
+                    for f in findings], ""]
     if seeds:
         n = len(next(iter(seeds.values()))["values"])
         lines += [f"## Headline figures over {n} training seeds", "", "| figure | mean ± 95% CI | per seed |",
