@@ -22,9 +22,9 @@ def benchmarks_for(cfg: Any) -> dict[str, list[Item]]:
 
 
 def heldout_ids_for(cfg: Any, tokenizer: Any) -> torch.Tensor:
-    from rlhf_lib.base_model import corpus_for, encode_documents
+    from rlhf_lib.base_model import corpus_ids
 
-    return encode_documents(tokenizer, [d.text for d in corpus_for(cfg.world).heldout_documents()])
+    return corpus_ids(cfg.world, tokenizer, "heldout")
 
 
 def evaluate_model(cfg: Any, s: dict[str, Any], model: torch.nn.Module, benchmarks: dict[str, list[Item]],

@@ -73,6 +73,13 @@ def encode_documents(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> to
     return torch.tensor(ids, dtype=torch.long)
 
 
+def corpus_ids(cfg: WorldConfig, tokenizer: PreTrainedTokenizerBase, split: str) -> torch.Tensor:
+    """The corpus's "train" or "heldout" documents as one token stream (`encode_documents`)."""
+    corpus = corpus_for(cfg)
+    docs = {"train": corpus.train_documents, "heldout": corpus.heldout_documents}[split]()
+    return encode_documents(tokenizer, [d.text for d in docs])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2) The model
 
@@ -289,10 +296,8 @@ def evaluate_base(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: 
 def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     """Notebook 00 without the prose: tokenizer, model, pretraining (or hub load), evaluation, save, metrics."""
     out = step_dir(cfg.name, "base")
-    corpus = corpus_for(cfg.world)
     tokenizer = get_tokenizer(cfg)
-    train_ids = encode_documents(tokenizer, [d.text for d in corpus.train_documents()])
-    heldout_ids = encode_documents(tokenizer, [d.text for d in corpus.heldout_documents()])
+    train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     model = init_model(cfg, tokenizer)
     if cfg.base.hub_model:
         history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}

@@ -69,7 +69,7 @@ def large_config(cfg: Any) -> Any:
     """The base config of GPT-L: same training recipe, larger shape."""
     e = cfg.eval
     return dataclasses.replace(cfg.base, n_layer=e.large_n_layer, n_head=e.large_n_head, n_embd=e.large_n_embd,
-                               hub_model=e.large_hub_model)
+                               hub_model=None)  # pretrained here; a hub GPT-L is loaded, not built
 
 
 def large_dir(profile: str) -> Path:
@@ -81,8 +81,8 @@ def large_dir(profile: str) -> Path:
 def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
     """GPT-L: pretrained like the base model (same corpus, tokenizer, steps, schedule) the first time, then loaded.
     Its checkpoints are keyed by its own config, so a kill resumes it like the base model."""
-    from rlhf_lib.base_model import (corpus_for, encode_documents, load_base, load_pretrained, new_model, pretrain,
-                                     resolve_device, save_base)
+    from rlhf_lib.base_model import (corpus_ids, load_base, load_pretrained, new_model, pretrain, resolve_device,
+                                     save_base)
 
     path = large_dir(cfg.name)
     if (path / "config.json").exists():
@@ -90,9 +90,7 @@ def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, P
     if cfg.eval.large_hub_model:
         return load_pretrained(cfg.eval.large_hub_model, cfg.device)
     _, tokenizer = load_base(cfg)
-    corpus = corpus_for(cfg.world)
-    train_ids = encode_documents(tokenizer, [d.text for d in corpus.train_documents()])
-    heldout_ids = encode_documents(tokenizer, [d.text for d in corpus.heldout_documents()])
+    train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     base_cfg = large_config(cfg)
     model = new_model(base_cfg, tokenizer, cfg.seed).to(resolve_device(cfg.device))
     pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, cfg.seed, progress=progress)

@@ -226,10 +226,10 @@ def setup(cfg: Any) -> dict[str, Any]:
 
 def pretraining_ids(cfg: Any, s: dict[str, Any]) -> torch.Tensor:
     """The training corpus as one token stream (D_pretrain of PPO-ptx), encoded once per `setup` when first needed."""
-    from rlhf_lib.base_model import corpus_for, encode_documents
+    from rlhf_lib.base_model import corpus_ids
 
     if "ptx_ids" not in s:
-        s["ptx_ids"] = encode_documents(s["tokenizer"], [d.text for d in corpus_for(cfg.world).train_documents()])
+        s["ptx_ids"] = corpus_ids(cfg.world, s["tokenizer"], "train")
     return s["ptx_ids"]
 
 
