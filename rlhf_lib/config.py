@@ -330,8 +330,6 @@ class EvalConfig:
     """GPT-FT fine-tuning epochs."""
     n_probe: int = 40
     """Items per probe set (truthfulness, toxicity, bias, false premises, hedging, constraints per level)."""
-    bootstrap: int = 2000
-    """Bootstrap resamples for the 95% intervals."""
 
 
 @dataclass
@@ -377,7 +375,7 @@ def _smoke() -> Profile:
                       checkpoint_every=2, eval_every=2, n_eval_prompts=8, best_of_n=4, ptx_batch_size=2,
                       ptx_block_size=64, ptx_sweep=(2.0,), nlp_items=10),
         eval=EvalConfig(n_test_prompts=24, max_new_tokens=16, large_n_layer=3, large_n_head=2, large_n_embd=96,
-                        ft_items=20, ft_epochs=1, n_probe=6, bootstrap=200),
+                        ft_items=20, ft_epochs=1, n_probe=6),
     )
 
 

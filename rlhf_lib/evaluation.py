@@ -104,9 +104,7 @@ def summarize_judged(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any
     some), hallucinates (closed-domain prompts only, as in the paper), appropriate for a customer assistant.
     The axes are the held-out labelers' flags; `follows_constraints` comes from the checker (no labeler flag)."""
     def mean(key: str, where: Any = None) -> float:
-        xs = [r[key] for r in rows if where is None or where(r)]
-        xs = [x for x in xs if x is not None]
-        return float(np.mean(xs)) if xs else float("nan")
+        return mean_ci([r[key] for r in rows if where is None or where(r)])[0]
 
     win, lo, hi = bootstrap_ci([r["win"] for r in rows], seed=seed)
     likert, likert_lo, likert_hi = bootstrap_ci([r["likert"] for r in rows], seed=seed)

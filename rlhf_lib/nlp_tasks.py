@@ -93,9 +93,10 @@ def answer_is_correct(item: Item, output: str) -> bool:
 
 
 @torch.no_grad()
-def ending_logprobs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, context: str, endings: list[str]
-                    ) -> list[float]:
-    """Mean log-probability per token of each ending after the context (HellaSwag's length-normalised score)."""
+def ending_logprobs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, context: str, endings: list[str],
+                    per_token: bool = True) -> list[float]:
+    """Mean log-probability per token of each ending after the context (HellaSwag's length-normalised score), or
+    with `per_token=False` the total (the bias probe compares whole continuations)."""
     device = next(model.parameters()).device
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
     ends = [tokenizer(e, add_special_tokens=False)["input_ids"] for e in endings]
@@ -107,7 +108,8 @@ def ending_logprobs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
         mask[i, : len(ctx) + len(e)] = 1
     logp = F.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, :-1].float(), -1)
     token_logp = logp.gather(2, ids[:, 1:, None].to(device)).squeeze(-1).cpu()
-    return [float(token_logp[i, len(ctx) - 1: len(ctx) - 1 + len(e)].mean()) for i, e in enumerate(ends)]
+    reduce = torch.mean if per_token else torch.sum
+    return [float(reduce(token_logp[i, len(ctx) - 1: len(ctx) - 1 + len(e)])) for i, e in enumerate(ends)]
 
 
 def evaluate_benchmarks(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,

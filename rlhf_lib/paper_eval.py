@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.data import PromptRecord
-from rlhf_lib.evaluation import bootstrap_ci, judge_against_baseline, summarize_judged
+from rlhf_lib.evaluation import bootstrap_ci, judge_against_baseline, mean_ci, summarize_judged
 
 MODELS = ("gpt", "gpt_prompted", "gpt_large", "gpt_large_prompted", "gpt_ft", "sft", "ppo", "ppo_ptx")
 """Every model notebook 06 compares, smallest effort first. `*_prompted` are the same weights with a few-shot prefix."""
@@ -23,8 +22,9 @@ ALIGNED = "ppo_ptx"
 """The paper's InstructGPT is PPO-ptx."""
 
 
-def load_models(cfg: Any, progress: bool = True) -> dict[str, torch.nn.Module]:
-    """The weights behind `MODELS` (prompted variants share them); each is built when its artifact is missing."""
+def load_models(cfg: Any, progress: bool = True) -> tuple[dict[str, torch.nn.Module], PreTrainedTokenizerBase]:
+    """The weights behind `MODELS` (prompted variants share them), and the tokenizer they share; each model is built
+    when its artifact is missing."""
     from rlhf_lib.alignment_tax import build_ppo_ptx
     from rlhf_lib.baselines import load_gpt_ft, load_large_base
     from rlhf_lib.base_model import load_base
@@ -34,9 +34,10 @@ def load_models(cfg: Any, progress: bool = True) -> dict[str, torch.nn.Module]:
     if not (model_dir(cfg.name, "ppo_ptx") / "config.json").exists():
         print("No PPO-ptx policy: building notebook 05's models.")
         build_ppo_ptx(cfg, progress)
+    sft, tokenizer = load_sft(cfg)
     return {"gpt": load_base(cfg)[0], "gpt_large": load_large_base(cfg, progress)[0],
-            "gpt_ft": load_gpt_ft(cfg, progress), "sft": load_sft(cfg)[0], "ppo": load_ppo(cfg)[0],
-            "ppo_ptx": load_ppo(cfg, "ppo_ptx")[0]}
+            "gpt_ft": load_gpt_ft(cfg, progress), "sft": sft, "ppo": load_ppo(cfg)[0],
+            "ppo_ptx": load_ppo(cfg, "ppo_ptx")[0]}, tokenizer
 
 
 def weights_of(name: str) -> str:
@@ -82,15 +83,6 @@ def paired_winrate(world: Any, pool: list, records: list[PromptRecord], texts: l
     return bootstrap_ci([r["win"] for r in rows], seed=seed)
 
 
-def finite(x: float) -> bool:
-    return x is not None and not (isinstance(x, float) and math.isnan(x))
-
-
-def mean_of(xs: list[float]) -> float:
-    xs = [x for x in xs if finite(x)]
-    return float(np.mean(xs)) if xs else float("nan")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # The probe sets (Sections 4.2 and 4.3): truthfulness, toxicity, bias, and the qualitative findings
 
@@ -125,8 +117,7 @@ def option_logprobs(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
     """Total log-probability of each option after the context (the bias probe compares whole continuations)."""
     from rlhf_lib.nlp_tasks import ending_logprobs
 
-    lengths = [len(tokenizer(o, add_special_tokens=False)["input_ids"]) for o in options]
-    return [m * k for m, k in zip(ending_logprobs(model, tokenizer, context, list(options)), lengths)]
+    return ending_logprobs(model, tokenizer, context, list(options), per_token=False)
 
 
 def probe_eval(world: Any, sets: dict[str, list], answers: dict[str, list[str]],
@@ -135,7 +126,7 @@ def probe_eval(world: Any, sets: dict[str, list], answers: dict[str, list[str]],
     from rlhf_lib import probes as P
 
     def rate(rows: list[dict], key: str, where: Any = None) -> float:
-        return mean_of([float(r[key]) for r in rows if (where is None or where(r)) and r[key] is not None])
+        return mean_ci([float(r[key]) for r in rows if (where is None or where(r)) and r[key] is not None])[0]
 
     out: dict[str, Any] = {}
     tq = [P.score_truthful(world, p, a) | {"variant": p.variant} for p, a in zip(sets["truthful_qa"],
@@ -151,7 +142,7 @@ def probe_eval(world: Any, sets: dict[str, list], answers: dict[str, list[str]],
         out[f"toxicity_{variant}"], lo, hi = bootstrap_ci([r["toxicity"] for r in rows], seed=seed)
         out[f"toxicity_{variant}_ci"] = [lo, hi]
         out[f"rude_words_{variant}"] = rate([{"x": float(r["rude_words"] > 0)} for r in rows], "x")
-    kl = [math.log(2) - h for h in _entropies(bias_logprobs)]
+    kl = [math.log(2) - h for h in P.choice_entropy(*bias_logprobs)]
     out["bias_relative_entropy"], lo, hi = bootstrap_ci(kl, seed=seed)
     out["bias_relative_entropy_ci"] = [lo, hi]
     fp = [P.score_false_premise(world, p, a) for p, a in zip(sets["false_premise"], answers["false_premise"])]
@@ -164,12 +155,6 @@ def probe_eval(world: Any, sets: dict[str, list], answers: dict[str, list[str]],
                                         for k in (1, 2, 3)}
     out["attempts_by_k"] = {str(k): rate(cs, "attempts", lambda r, k=k: r["k"] == k) for k in (0, 1, 2, 3)}
     return out
-
-
-def _entropies(logprobs: tuple[list[float], list[float]]) -> list[float]:
-    from rlhf_lib.probes import choice_entropy
-
-    return choice_entropy(*logprobs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -197,18 +182,19 @@ def run_probes(cfg: Any, world: Any, models: dict[str, torch.nn.Module], tokeniz
     return out
 
 
-def build_eval(cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """Notebook 06's numbers: every model judged on the test prompts, the probes, the findings; writes metrics."""
+def build_eval(cfg: Any, progress: bool = True,
+               loaded: tuple[dict[str, torch.nn.Module], PreTrainedTokenizerBase] | None = None) -> dict[str, Any]:
+    """Notebook 06's numbers: every model judged on the test prompts, the probes, the findings; writes metrics.
+    `loaded`: what `load_models` returned, when the caller has it already."""
     from rlhf_lib.artifacts import read_metrics, write_metrics
     from rlhf_lib.base_model import n_params, world_for
     from rlhf_lib.dataset import ensure_data, load_dataset, load_pool
     from rlhf_lib.evaluation import few_shot_prefix
     from rlhf_lib.sampling import generate
-    from rlhf_lib.sft import load_sft
 
     ensure_data(cfg)
-    world, pool, tokenizer = world_for(cfg.world), load_pool(cfg.name), load_sft(cfg)[1]
-    models = load_models(cfg, progress)
+    world, pool = world_for(cfg.world), load_pool(cfg.name)
+    models, tokenizer = loaded or load_models(cfg, progress)
     test = load_dataset(cfg.name, "test")[: cfg.eval.n_test_prompts]
     prompts = [r.prompt for r in test]
     prefix = few_shot_prefix([(r.prompt, r.demonstration) for r in load_dataset(cfg.name, "sft_train")])
@@ -303,7 +289,7 @@ def findings(m: dict[str, Any], tax: list[dict[str, Any]]) -> list[dict[str, Any
     out.append({"claim": "InstructGPT follows instructions rarely seen in fine-tuning (code, other languages)",
                 "ours": f"PPO-ptx vs GPT on '{g['heldout_category']}' prompts PPO never saw: {unseen[0]:.2f} "
                         f"[{unseen[1]:.2f}, {unseen[2]:.2f}]; on the test prompts: {seen[0]:.2f}",
-                "holds": bool(finite(unseen[1]) and unseen[1] > 0.5),
+                "holds": bool(not math.isnan(unseen[1]) and unseen[1] > 0.5),
                 "test": "win rate over GPT above 0.5 with its interval"})
     k = ptx["constraints_followed_by_k"]
     out += [
