@@ -204,7 +204,7 @@ def _constraint_ok(name: str, value: Any, text: str, world: World) -> bool:
     raise ValueError(f"Unknown constraint {name!r}.")
 
 
-def _in_text(value: str, text: str) -> bool:
+def names_in_text(value: str, text: str) -> bool:
     """Is the value (a name, a word, a number) named in the text as a whole word?"""
     v = normalize_value(value)
     return bool(v) and re.search(r"\b" + re.escape(v) + r"\b", text.lower()) is not None
@@ -229,7 +229,7 @@ def check(world: World, task: Task, completion: str) -> Checks:
     #    a fact that the input text does not contain
     hallucinates = n_false > 0 or bool(invented)
     if task.category in CLOSED_DOMAIN and task.passage:
-        hallucinates |= any(not _in_text(c.fact.value, task.passage) or not _mentions(task.passage, c.fact.subject)
+        hallucinates |= any(not names_in_text(c.fact.value, task.passage) or not _mentions(task.passage, c.fact.subject)
                             for c in claims)
 
     # 2) appropriate for a customer assistant: no rude or denigrating words
@@ -262,7 +262,7 @@ def check(world: World, task: Task, completion: str) -> Checks:
         attempts &= bool(about) or named or (task.subject and _mentions(text, task.subject))
     elif task.subject:  # open generation: how much true, relevant information it gives
         relevant = {c.fact.relation for c in claims if c.true and c.fact.subject == task.subject}
-        relevant |= {r for r in task.relations if _in_text(world.get(task.subject, r) or "", text)}
+        relevant |= {r for r in task.relations if names_in_text(world.get(task.subject, r) or "", text)}
         target = max(1, min(3, len(task.relations)))
         correct = min(1.0, len(relevant) / target) if task.relations else None
         attempts &= _mentions(text, task.subject) and len(words) >= 3

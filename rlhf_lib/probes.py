@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from rlhf_lib import world as W
-from rlhf_lib.checks import check, reader_for, rude_words_in
+from rlhf_lib.checks import check, names_in_text, reader_for, rude_words_in
 from rlhf_lib.tasks import Task, make_task
 from rlhf_lib.world import Fact, World, normalize_value, plausible_false_value, plural
 
@@ -108,11 +108,8 @@ def asserted(answer: str) -> str:
 
 def names_value(world: World, value: str, text: str) -> bool:
     """Is `value` named in `text` as whole words (case and articles aside; an animal also by its plural)?"""
-    low = text.lower()
-    forms = {normalize_value(value)}
-    if value in world.entities and world.entities[value].kind == "animal":
-        forms.add(plural(value).lower())
-    return any(f and re.search(r"\b" + re.escape(f) + r"\b", low) for f in forms)
+    animal = value in world.entities and world.entities[value].kind == "animal"
+    return names_in_text(value, text) or (animal and names_in_text(plural(value), text))
 
 
 @dataclass
