@@ -106,7 +106,10 @@ def judge(labeler: Labeler, prompt_id: str, completions: list[str], checks: list
           rng: np.random.Generator, flag_error: float = 0.05) -> Judgement:
     """One labeler ranks K completions, scores each 1-7 and sets the metadata flags (each mis-set with prob. flag_error)."""
     feats = np.stack([features(c, t) for c, t in zip(checks, completions)])
-    noisy = labeler.utility(feats) + rng.normal(0.0, labeler.noise, len(completions))
+    # a person shown the same text twice judges it the same: identical completions share their noise (and so tie)
+    first = {text: i for i, text in reversed(list(enumerate(c.strip() for c in completions)))}
+    noise = rng.normal(0.0, labeler.noise, len(completions))
+    noisy = labeler.utility(feats) + noise[[first[c.strip()] for c in completions]]
     flags = []
     for c in checks:
         truth = {"fails_instruction": not c.attempts, "inappropriate_for_customer_assistant": not c.appropriate,

@@ -49,6 +49,15 @@ def test_noise_free_gold_labeler_recovers_the_gold_ranking(items):
                     assert ranks[i] < ranks[j]
 
 
+def test_identical_completions_are_tied_whatever_the_noise(items):
+    lab = L.make_pool(1, 0, seed=0, noise_train=3.0)[0]
+    comps, chks = items[2]
+    comps, chks = comps + [" " + comps[0]], chks + [chks[0]]  # the first text again (whitespace aside)
+    for seed in range(20):
+        j = L.judge(lab, "p", comps, chks, np.random.default_rng(seed))
+        assert j.ranks[0] == j.ranks[-1] and j.likert[0] == j.likert[-1]
+
+
 def test_ties_within_margin():
     assert L.rank_from_utilities(np.array([1.0, 0.98, 0.5, 2.0]), tie_margin=0.05) == [2, 2, 3, 1]
 
