@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerBase
 
 from rlhf_lib.artifacts import save_atomic, step_dir, write_metrics
-from rlhf_lib.config import BaseConfig, Profile, WorldConfig
+from rlhf_lib.config import BaseConfig, Profile, SpeedConfig, WorldConfig
+from rlhf_lib.speed import autocast
 from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
 from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
                                save_checkpoint, set_lr)
@@ -167,7 +168,8 @@ def _config_hash(cfg: BaseConfig, seed: int, vocab_size: int) -> str:
 
 
 def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch.Tensor, cfg: BaseConfig,
-             out_dir: Path, seed: int, stop_after: int | None = None, progress: bool = True) -> dict[str, Any]:
+             out_dir: Path, seed: int, stop_after: int | None = None, progress: bool = True,
+             speed: SpeedConfig = SpeedConfig()) -> dict[str, Any]:
     """Pretrain `model` in place; return the loss history {"step", "train_loss", "eval_step", "eval_loss", ...}.
 
     Writes `out_dir/checkpoint-<hash>.pt` every `cfg.checkpoint_every` steps (atomically) and resumes from it when
@@ -175,7 +177,7 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     this call after that many steps, as if killed (time-boxing, tests).
     """
     device = next(model.parameters()).device
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
     gen = torch.Generator().manual_seed(seed)
     history: dict[str, list] = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_loss": []}
     step, elapsed = 0, 0.0
@@ -198,7 +200,8 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
         set_lr(optimizer, cosine_lr(step, cfg.max_steps, cfg.warmup_steps, cfg.lr, cfg.min_lr))
         x, y = get_batch(train_ids, cfg.block_size, cfg.batch_size, gen)
         rows = my_rows(len(x))  # every process draws the same windows and trains on its own rows
-        loss = lm_loss(model, x[rows].to(device), y[rows].to(device))
+        with autocast(device, speed):
+            loss = lm_loss(model, x[rows].to(device), y[rows].to(device))
         optimizer_step(model, optimizer, loss, cfg.grad_clip)
         step += 1
         steps_this_call += 1
@@ -302,7 +305,7 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     if cfg.base.hub_model:
         history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}
     else:
-        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.seed, progress=progress)
+        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.seed, progress=progress, speed=cfg.speed)
     block = min(cfg.base.block_size, model.config.n_positions)
     metrics = {**evaluate_base(model, train_ids, heldout_ids, block), **base_summary(cfg, model, tokenizer, history)}
     save_base(model, tokenizer, model_dir(cfg.name))

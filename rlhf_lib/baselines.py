@@ -60,7 +60,7 @@ def load_gpt_ft(cfg: Any, progress: bool = True) -> GPT2LMHeadModel:
         n_valid = max(1, len(records) // 10)
         ft_cfg = dataclasses.replace(cfg.sft, epochs=cfg.eval.ft_epochs, lora=False)
         train_sft(model, tokenizer, records[n_valid:], records[:n_valid], ft_cfg, path.parent / "gpt_ft_run",
-                  cfg.seed, progress=progress)
+                  cfg.seed, progress=progress, speed=cfg.speed)
         save_base(model, tokenizer, path)
     return load_pretrained(path, cfg.device)[0]
 
@@ -93,6 +93,6 @@ def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, P
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     base_cfg = large_config(cfg)
     model = new_model(base_cfg, tokenizer, cfg.seed).to(resolve_device(cfg.device))
-    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, cfg.seed, progress=progress)
+    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, cfg.seed, progress=progress, speed=cfg.speed)
     save_base(model, tokenizer, path)
     return model, tokenizer

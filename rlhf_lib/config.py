@@ -333,6 +333,22 @@ class EvalConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """GPU speed-ups (`rlhf_lib.speed`); each acts on CUDA only, so the CPU path is plain fp32 whatever they say."""
+
+    bf16: bool = True
+    """bf16 autocast in the training loops (weights, optimizer state and losses stay fp32)."""
+    bf16_frozen: bool = True
+    """The reference and reward models hold bf16 weights (they never train)."""
+    tf32: bool = True
+    """TF32 tensor-core matmuls for what stays fp32."""
+    fused_adam: bool = True
+    """The fused CUDA Adam/AdamW kernel."""
+    compile: bool = False
+    """`torch.compile` the trained models (pays off on long runs; the first step compiles for about a minute)."""
+
+
+@dataclass
 class Profile:
     """Everything a run needs. `name` selects the artifacts folder `artifacts/<name>/`."""
 
@@ -353,6 +369,7 @@ class Profile:
     rm: RMConfig = field(default_factory=RMConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

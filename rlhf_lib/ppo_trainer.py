@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from rlhf_lib.config import PPOConfig
+from rlhf_lib.config import PPOConfig, SpeedConfig
 from rlhf_lib.data import PromptRecord
 from rlhf_lib.ppo import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_penalized_rewards,
                           masked_mean, masked_whiten, policy_loss, ptx_loss, value_loss)
@@ -37,6 +37,7 @@ from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minibatches, logprobs_from_logits,
                               penalize_unfinished, response_logits, response_logprobs, response_values,
                               sample_rollout, score_rollout)
+from rlhf_lib.speed import adam, autocast, frozen, maybe_compile
 from rlhf_lib.training import check_finite, load_checkpoint, my_rows, optimizer_step, process_info, save_checkpoint
 
 
@@ -82,24 +83,23 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
               reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: list[PromptRecord],
               cfg: PPOConfig, seed: int, out_dir: Path | None = None, ptx_ids: torch.Tensor | None = None,
-              evaluate: Any = None, gold: Any = None, progress: bool = True) -> dict[str, Any]:
+              evaluate: Any = None, gold: Any = None, progress: bool = True, speed: SpeedConfig = SpeedConfig()
+              ) -> dict[str, Any]:
     """Optimise `policy` (in place) with PPO; returns the history and `history["ema"]`, the EMA policy.
 
     `gold(records, texts) -> list[float]` scores samples with the simulated labelers' gold utility (diagnostics
     only: it never reaches the loss). `evaluate(policy, step) -> dict` runs every `cfg.eval_every` batches.
-    Resumes from `out_dir/checkpoint.pt` after a kill.
+    Resumes from `out_dir/checkpoint.pt` after a kill. `speed` switches the GPU speed-ups (`rlhf_lib.speed`).
     """
     device = next(policy.parameters()).device
-    for m in (policy, ref_policy, value_model, reward_model):
-        if m is not None:
-            m.eval()  # no dropout: the update must see the log-probs the rollout saw
-    for m in (ref_policy, reward_model):
-        if m is not None:
-            m.requires_grad_(False)
+    for m in (policy, value_model):
+        m.eval()  # no dropout: the update must see the log-probs the rollout saw
+    ref_policy, reward_model = frozen(ref_policy, speed), frozen(reward_model, speed)  # eval, no grads, bf16 on GPU
+    train_policy, train_value = maybe_compile(policy, speed), maybe_compile(value_model, speed)  # the update's passes
     if cfg.ptx_coef > 0 and ptx_ids is None:
         raise ValueError("ppo.ptx_coef > 0 needs pretraining tokens: pass ptx_ids (see rlhf_lib.base_model).")
-    opt = torch.optim.Adam([p for p in policy.parameters() if p.requires_grad], lr=cfg.lr, eps=1e-5)
-    value_opt = torch.optim.Adam(value_model.parameters(), lr=cfg.value_lr, eps=1e-5)
+    opt = adam([p for p in policy.parameters() if p.requires_grad], device, speed, lr=cfg.lr, eps=1e-5)
+    value_opt = adam(value_model.parameters(), device, speed, lr=cfg.value_lr, eps=1e-5)
     ema = copy.deepcopy(policy).requires_grad_(False)
     kl_ctl = AdaptiveKLController(cfg.beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl \
         else FixedKLController(cfg.beta)
@@ -131,39 +131,45 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         torch.manual_seed(seed * 1_000_003 + step)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         # 1-2. rollouts and their scores
-        rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens, cfg.temperature)
-        groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
-        old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
+        with autocast(device, speed):
+            rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens,
+                                     cfg.temperature)
+            groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
+            old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
         # 3. per-token rewards and advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,
                                            kl_ctl.beta)
         advantages, returns = gae(rewards, old["values"], rollout.mask, cfg.discount, cfg.gae_lambda)
         if cfg.whiten_advantages:
             advantages = masked_whiten(advantages, rollout.mask)
-        # 4. PPO epochs over minibatches
-        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "approx_kl",
-                                                         "value_clipfrac", "ptx_loss", "ratio")}
+        # 4. PPO epochs over minibatches (statistics stay on the device: one read per rollout batch, no stalls)
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "approx_kl",
+                                                                "value_clipfrac", "ptx_loss", "ratio")}
         for _ in range(cfg.ppo_epochs):
             for g in torch.randperm(len(groups), generator=gen).tolist():
                 idx = groups[g]
                 mb = rollout.select(idx)
-                new_logprobs = response_logprobs(policy, mb, cfg.temperature)
-                pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
-                loss = pg_loss
-                if cfg.ptx_coef > 0:
-                    lm = ptx_loss(policy, ptx_windows(ptx_ids, cfg, gen).to(device))
-                    loss = loss + cfg.ptx_coef * lm
-                    stats["ptx_loss"].append(lm.item())
-                check_finite(loss, "The PPO policy loss", "lower ppo.lr or raise ppo.beta.")
+                with autocast(device, speed):
+                    new_logprobs = response_logprobs(train_policy, mb, cfg.temperature)
+                    pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
+                    loss = pg_loss
+                    if cfg.ptx_coef > 0:
+                        lm = ptx_loss(train_policy, ptx_windows(ptx_ids, cfg, gen).to(device))
+                        loss = loss + cfg.ptx_coef * lm
+                        stats["ptx_loss"].append(lm.detach())
                 optimizer_step(policy, opt, loss, cfg.grad_clip)
-                values = response_values(value_model, mb)
-                v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mb.mask, cfg.value_clip)
-                check_finite(v_loss, "The value loss", "lower ppo.value_lr.")
+                with autocast(device, speed):
+                    values = response_values(train_value, mb).float()
+                    v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mb.mask, cfg.value_clip)
                 optimizer_step(value_model, value_opt, v_loss, cfg.grad_clip)
                 update_ema(ema, policy, cfg.ema_decay)
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("value_clipfrac", v_clip),
                              ("clipfrac", pg["clipfrac"]), ("approx_kl", pg["approx_kl"]), ("ratio", pg["ratio"])):
-                    stats[k].append(float(v.detach()))
+                    stats[k].append(v.detach())
+        stats_mean = {k: torch.stack(v).mean().item() if v else float("nan") for k, v in stats.items()}
+        check_finite(torch.tensor(stats_mean["policy_loss"] + (stats_mean["ptx_loss"] if cfg.ptx_coef > 0 else 0.0)),
+                     "The PPO policy loss", "lower ppo.lr or raise ppo.beta.")
+        check_finite(torch.tensor(stats_mean["value_loss"]), "The value loss", "lower ppo.value_lr.")
         # 5. diagnostics
         kl_per_response = float(kl.sum(1).mean())
         kl_ctl.update(kl_per_response, len(batch))
@@ -173,7 +179,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                "response_length": float(rollout.mask.sum(1).mean()),
                "ended": float(rollout.ended.float().mean()),
                "explained_variance": explained_variance(old["values"], returns, rollout.mask),
-               **{k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()},
+               **stats_mean,
                "gold": float(np.mean(gold(batch, rollout.texts))) if gold else float("nan")}
         for k, v in row.items():
             history.setdefault(k, []).append(v)
@@ -274,7 +280,7 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
     out_dir = step_dir(cfg.name, "ppo") / run
     history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,
                         cfg.seed, out_dir, pretraining_ids(cfg, s) if ppo_cfg.ptx_coef > 0 else None, evaluate,
-                        gold_scorer(s["world"]), progress)
+                        gold_scorer(s["world"]), progress, cfg.speed)
     ema = history["ema"]
     if ppo_cfg.lora:
         ema = ema.merge_and_unload()

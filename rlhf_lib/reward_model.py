@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 from transformers import GPT2LMHeadModel, GPT2Model, PreTrainedTokenizerBase
 
 from rlhf_lib.artifacts import save_atomic
-from rlhf_lib.config import RMConfig
+from rlhf_lib.config import RMConfig, SpeedConfig
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
+from rlhf_lib.speed import autocast
 from rlhf_lib.training import adamw, check_finite, cosine_lr, my_rows, optimizer_step, set_lr
 
 
@@ -152,14 +153,14 @@ def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons
 
 def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
              valid: dict[str, list[Comparison]], cfg: RMConfig, seed: int, epochs: int | None = None,
-             evals_per_epoch: int = 3, progress: bool = True) -> dict[str, Any]:
+             evals_per_epoch: int = 3, progress: bool = True, speed: SpeedConfig = SpeedConfig()) -> dict[str, Any]:
     """Minimise `rm_loss` over prompts (B per step). Returns the history with train/valid accuracy over steps."""
     device = next(model.parameters()).device
     epochs = epochs or cfg.epochs
     max_len = min(cfg.max_len, model.config.n_positions)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * epochs
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
     every = max(1, steps_per_epoch // evals_per_epoch)
     history: dict[str, Any] = {"step": [], "loss": [], "eval_step": [], "train_acc": [],
                                **{f"{name}_acc": [] for name in valid}}
@@ -176,7 +177,8 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
             batch = [train[i] for i in order[s: s + cfg.batch_size]]
             batch = batch[my_rows(len(batch))]  # this process's prompts (all of them in one process)
             enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, batch, max_len).items()}
-            loss = rm_loss(score_comparisons(model, enc), enc["ranks"])
+            with autocast(device, speed):
+                loss = rm_loss(score_comparisons(model, enc).float(), enc["ranks"])
             check_finite(loss, f"Reward-model loss at step {step}", f"lower rm.lr (now {cfg.lr}).")
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
             step += 1
@@ -288,7 +290,7 @@ def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
     train = comparisons_from(train_j, prompts)
     valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
     rm = RewardModel.from_lm(load_sft(cfg)[0])
-    history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress)
+    history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
     ablation = run_ablation(cfg, tokenizer, train, valid, progress) if cfg.rm.ablation else None
     sft_train = load_dataset(cfg.name, "sft_train")
     shift = normalize(rm, tokenizer, [(r.prompt, r.demonstration) for r in sft_train],
@@ -309,7 +311,7 @@ def run_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Compa
     runs = {}
     for name, data in (("grouped", subset), ("pairs", as_pairs(subset))):
         model = RewardModel.from_lm(load_sft(cfg)[0])
-        runs[name] = train_rm(model, tokenizer, data, valid, cfg.rm, cfg.seed, progress=progress)
+        runs[name] = train_rm(model, tokenizer, data, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
     return runs
 
 

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from rlhf_lib.config import SFTConfig
+from rlhf_lib.config import SFTConfig, SpeedConfig
 from rlhf_lib.data import SFTRecord
+from rlhf_lib.speed import autocast
 from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
                                save_checkpoint, set_lr)
 
@@ -110,7 +111,8 @@ def with_lora(model: torch.nn.Module, r: int, alpha: int) -> torch.nn.Module:
 
 def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train: list[SFTRecord],
               valid: list[SFTRecord], cfg: SFTConfig, out_dir: Path, seed: int,
-              on_epoch_end: Any = None, progress: bool = True) -> dict[str, Any]:
+              on_epoch_end: Any = None, progress: bool = True, speed: SpeedConfig = SpeedConfig()
+              ) -> dict[str, Any]:
     """Fine-tune in place for `cfg.epochs`; returns the history. Resumes from `out_dir/checkpoint.pt` after a kill.
 
     `on_epoch_end(epoch, model)` may return a dict of extra metrics for that epoch (e.g. gold utility of samples).
@@ -121,7 +123,7 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
     train_ex, valid_ex = enc(train), enc(valid)
     steps_per_epoch = math.ceil(len(train_ex) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
-    optimizer = adamw(model, cfg.lr, cfg.weight_decay)
+    optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
     history: dict[str, Any] = {"step": [], "train_loss": [], "epoch": [0], "valid_loss": [],
                                "epoch_metrics": [], "train_seconds": 0.0}
     start_epoch, step = 0, 0
@@ -142,7 +144,8 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
     for epoch in range(start_epoch, cfg.epochs):
         for batch in batches(train_ex, cfg.batch_size, tokenizer.pad_token_id, random.Random(seed * 1000 + epoch)):
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr))
-            loss = sft_loss(model, {k: v[my_rows(len(v))].to(device) for k, v in batch.items()})
+            with autocast(device, speed):
+                loss = sft_loss(model, {k: v[my_rows(len(v))].to(device) for k, v in batch.items()})
             check_finite(loss, f"SFT loss at step {step}", f"lower sft.lr (now {cfg.lr}).")
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
             step += 1
@@ -205,7 +208,7 @@ def build_sft(profile_cfg: Any, progress: bool = True) -> dict[str, Any]:
         model = with_lora(model, cfg.sft.lora_r, cfg.sft.lora_alpha)
     history = train_sft(model, tokenizer, train, valid, cfg.sft, step_dir(cfg.name, "sft"), cfg.seed,
                         on_epoch_end=lambda e, m: sample_and_score(m, tokenizer, world, evals, cfg.sft, cfg.seed)[1],
-                        progress=progress)
+                        progress=progress, speed=cfg.speed)
     if cfg.sft.lora:
         model = model.merge_and_unload()
     save_base(model, tokenizer, model_dir(cfg.name))

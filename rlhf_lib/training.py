@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 from rlhf_lib.artifacts import atomic_path
+from rlhf_lib.config import SpeedConfig
+from rlhf_lib.speed import adam
 
 
 def cosine_lr(step: int, total_steps: int, warmup_steps: int, lr: float, min_lr: float) -> float:
@@ -29,25 +31,25 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-def adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95)
-          ) -> torch.optim.AdamW:
-    """AdamW that decays matrices only (not biases or LayerNorm gains), as in GPT-2 and nanoGPT."""
+def adamw(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.95),
+          speed: SpeedConfig = SpeedConfig()) -> torch.optim.Optimizer:
+    """AdamW that decays matrices only (not biases or LayerNorm gains), as in GPT-2 and nanoGPT; fused on CUDA."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
-                             lr=lr, betas=betas)
+    return adam([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                 {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                params[0].device, speed, decoupled=True, lr=lr, betas=betas)
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
-                   grad_clip: float) -> float:
+                   grad_clip: float) -> torch.Tensor:
     """Backpropagate `loss`, average the gradients over processes (data parallel), clip the global gradient norm,
-    step. Returns the norm before clipping."""
+    step. Returns the norm before clipping (a tensor: reading it would wait for the GPU)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     average_gradients(model)
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
-    return float(norm)
+    return norm
 
 
 def save_checkpoint(path: Path, **state: Any) -> None:

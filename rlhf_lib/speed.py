@@ -1,0 +1,74 @@
+"""GPU speed-ups for the `gpt2` profile, each one line with its reason; on a CPU every one is off.
+
+The training loops call these helpers and otherwise read as if they ran in fp32 on one device:
+
+* `autocast(device)`: bf16 autocast on CUDA. Matmuls run on the tensor cores in bf16 while the weights, the
+  optimizer state and the losses stay fp32 (no loss scaling needed, unlike fp16). It also turns on TF32, so what
+  autocast leaves in fp32 still uses the tensor cores.
+* `adam(...)`: the fused CUDA kernel updates every parameter in one launch instead of a few per tensor.
+* `frozen(model)`: the reference and reward models never train, so they hold bf16 weights and no gradients.
+* `maybe_compile(model, on)`: `torch.compile` fuses the small kernels of a forward/backward pass; off by default
+  (a first call compiles for a minute, and generation with a growing KV cache recompiles), on with `speed.compile`.
+
+`SpeedConfig` (in `rlhf_lib.config`) switches each one; its defaults are right for a GPU and harmless on a CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterable
+
+import torch
+
+from rlhf_lib.config import SpeedConfig
+
+
+def on_cuda(device: torch.device | str) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def enable_tf32(cfg: SpeedConfig = SpeedConfig()) -> None:
+    """TF32 for fp32 matmuls and convolutions (on GPUs since Ampere; ignored elsewhere)."""
+    if cfg.tf32 and torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def autocast(device: torch.device | str, cfg: SpeedConfig = SpeedConfig()) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when `cfg.bf16`; a no-op context elsewhere (the CPU path stays fp32)."""
+    if on_cuda(device):
+        enable_tf32(cfg)
+    if cfg.bf16 and on_cuda(device) and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fused(device: torch.device | str, cfg: SpeedConfig = SpeedConfig()) -> dict[str, Any]:
+    """Keyword arguments for torch.optim.Adam/AdamW: the fused kernel on CUDA, the default loop elsewhere."""
+    return {"fused": True} if cfg.fused_adam and on_cuda(device) else {}
+
+
+def adam(params: Iterable[torch.nn.Parameter] | list[dict], device: torch.device | str, cfg: SpeedConfig = SpeedConfig(),
+         decoupled: bool = False, **kwargs: Any) -> torch.optim.Optimizer:
+    """Adam (or AdamW with `decoupled`), fused on CUDA."""
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return cls(params, **kwargs, **fused(device, cfg))
+
+
+def frozen(model: torch.nn.Module | None, cfg: SpeedConfig = SpeedConfig()) -> torch.nn.Module | None:
+    """A model that only scores: no gradients, eval mode, and bf16 weights on CUDA (half the memory and reads)."""
+    if model is None:
+        return None
+    model.requires_grad_(False).eval()
+    param = next(model.parameters(), None)
+    if cfg.bf16_frozen and param is not None and on_cuda(param.device) and torch.cuda.is_bf16_supported():
+        model.to(torch.bfloat16)
+    return model
+
+
+def maybe_compile(model: torch.nn.Module, cfg: SpeedConfig = SpeedConfig()) -> torch.nn.Module:
+    """`torch.compile(model)` when `cfg.compile` is on and the model is on CUDA; the model itself otherwise."""
+    param = next(model.parameters(), None)
+    if cfg.compile and param is not None and on_cuda(param.device):
+        return torch.compile(model)
+    return model

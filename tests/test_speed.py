@@ -1,0 +1,55 @@
+"""The GPU speed-ups leave the CPU path exactly as it was, and the profile switches them."""
+
+import contextlib
+
+import pytest
+import torch
+
+from rlhf_lib import speed
+from rlhf_lib.config import SpeedConfig, get_profile
+from rlhf_lib.training import adamw
+
+
+def tiny() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 1))
+
+
+def test_on_the_cpu_every_speed_up_is_off():
+    model = tiny()
+    assert isinstance(speed.autocast("cpu"), contextlib.nullcontext) and speed.fused("cpu") == {}
+    with speed.autocast("cpu"):
+        assert model(torch.randn(2, 4)).dtype == torch.float32
+    assert speed.maybe_compile(model, SpeedConfig(compile=True)) is model
+    frozen = speed.frozen(tiny())
+    assert all(p.dtype == torch.float32 and not p.requires_grad for p in frozen.parameters()) and not frozen.training
+    assert speed.frozen(None) is None
+    assert speed.frozen(torch.nn.Identity()) is not None  # a scorer without parameters (toy rewards)
+
+
+def test_adamw_keeps_decay_groups_and_trains():
+    model = tiny()
+    opt = adamw(model, 1e-2, 0.1)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    x, y = torch.randn(16, 4), torch.randn(16, 1)
+    before = torch.nn.functional.mse_loss(model(x), y).item()
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    assert torch.nn.functional.mse_loss(model(x), y).item() < before
+
+
+def test_profiles_carry_a_speed_config_that_overrides_switch():
+    assert get_profile("gpt2").speed == SpeedConfig()
+    cfg = get_profile("smoke", {"speed.compile": True, "speed.bf16": False})
+    assert cfg.speed.compile and not cfg.speed.bf16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_on_cuda_autocast_is_bf16_and_frozen_models_hold_bf16():
+    model = tiny().cuda()
+    with speed.autocast("cuda"):
+        assert model[0](torch.randn(2, 4, device="cuda")).dtype == torch.bfloat16
+    assert next(speed.frozen(tiny().cuda()).parameters()).dtype == torch.bfloat16
+    assert speed.fused("cuda") == {"fused": True}
