@@ -34,7 +34,8 @@ def run_ours(policy, tokenizer, prompt_batches, args):
         torch.manual_seed(args.seed + i)
         t0 = now(args.device)
         with autocast(args.device):
-            rollout = sample_rollout(policy, tokenizer, prompts, args.new_tokens, args.temperature)
+            rollout = sample_rollout(policy, tokenizer, prompts, args.new_tokens, args.temperature,
+                                     static_cache=torch.device(args.device).type == "cuda")  # as train_ppo does
         t1 = now(args.device)
         n = int(rollout.mask.sum())
         assert n == len(prompts) * args.new_tokens, f"ours generated {n} tokens"

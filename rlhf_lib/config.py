@@ -344,6 +344,8 @@ class SpeedConfig:
     """TF32 tensor-core matmuls for what stays fp32."""
     fused_adam: bool = True
     """The fused CUDA Adam/AdamW kernel."""
+    static_cache: bool = True
+    """PPO rollouts preallocate their KV cache (`generate(cache_implementation="static")`)."""
     compile: bool = False
     """`torch.compile` the trained models (pays off on long runs; the first step compiles for about a minute)."""
 

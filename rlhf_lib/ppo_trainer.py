@@ -37,7 +37,7 @@ from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minibatches, logprobs_from_logits,
                               penalize_unfinished, response_logits, response_logprobs, response_values,
                               sample_rollout, score_rollout)
-from rlhf_lib.speed import adam, autocast, frozen, maybe_compile
+from rlhf_lib.speed import adam, autocast, frozen, maybe_compile, on_cuda
 from rlhf_lib.training import check_finite, load_checkpoint, my_rows, optimizer_step, process_info, save_checkpoint
 
 
@@ -133,7 +133,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         # 1-2. rollouts and their scores
         with autocast(device, speed):
             rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens,
-                                     cfg.temperature)
+                                     cfg.temperature, static_cache=speed.static_cache and on_cuda(device))
             groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
             old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
         # 3. per-token rewards and advantages

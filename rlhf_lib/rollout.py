@@ -72,10 +72,11 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def sample_rollout(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, prompts: list[str],
-                   max_new_tokens: int, temperature: float = 1.0) -> Rollout:
+                   max_new_tokens: int, temperature: float = 1.0, static_cache: bool = False) -> Rollout:
     """Sample one response per prompt with the KV cache (`generate`), softmax(logits / temperature), no top-k/p.
 
-    Call `torch.manual_seed` before it for reproducible samples.
+    Call `torch.manual_seed` before it for reproducible samples. `static_cache` preallocates the KV cache for the
+    whole response instead of growing it by concatenation at every token (the GPU path; same samples).
     """
     policy.eval()
     device = next(policy.parameters()).device
@@ -83,7 +84,8 @@ def sample_rollout(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
     enc = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts, limit).items()}
     seqs = policy.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                            max_new_tokens=max_new_tokens, min_new_tokens=1, pad_token_id=tokenizer.pad_token_id,
-                           eos_token_id=tokenizer.eos_token_id)
+                           eos_token_id=tokenizer.eos_token_id,
+                           **({"cache_implementation": "static"} if static_cache else {}))
     response = seqs[:, enc["input_ids"].shape[1]:]
     mask = response_mask(response, tokenizer.eos_token_id)
     response = response.masked_fill(mask == 0, tokenizer.pad_token_id)

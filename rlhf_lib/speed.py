@@ -7,6 +7,8 @@ The training loops call these helpers and otherwise read as if they ran in fp32 
   autocast leaves in fp32 still uses the tensor cores.
 * `adam(...)`: the fused CUDA kernel updates every parameter in one launch instead of a few per tensor.
 * `frozen(model)`: the reference and reward models never train, so they hold bf16 weights and no gradients.
+* a static KV cache for PPO's rollouts (`rollout.sample_rollout(static_cache=...)`): preallocated once per batch
+  instead of grown by concatenation at every new token.
 * `maybe_compile(model, on)`: `torch.compile` fuses the small kernels of a forward/backward pass; off by default
   (a first call compiles for a minute, and generation with a growing KV cache recompiles), on with `speed.compile`.
 

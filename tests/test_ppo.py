@@ -120,6 +120,13 @@ def test_rollout_masks_everything_after_the_first_eos(policy, tokenizer):
         assert (resp[n - 1] == tokenizer.eos_token_id) == bool(ro.ended[b])
 
 
+def test_static_kv_cache_samples_the_same_responses(policy, tokenizer):
+    dynamic = rollout_of(policy, tokenizer, seed=3)
+    torch.manual_seed(3)
+    static = sample_rollout(policy, tokenizer, PROMPTS, 8, static_cache=True)
+    assert torch.equal(dynamic.response_ids, static.response_ids) and torch.equal(dynamic.mask, static.mask)
+
+
 def test_left_padding_does_not_change_log_probs(policy, tokenizer):
     ro = rollout_of(policy, tokenizer, n_new=8)
     batch = response_logprobs(policy, ro)
