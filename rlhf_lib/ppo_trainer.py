@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
+from rlhf_lib.base_model import get_batch
 from rlhf_lib.config import PPOConfig, SpeedConfig
 from rlhf_lib.data import PromptRecord
 from rlhf_lib.ppo import (AdaptiveKLController, FixedKLController, explained_variance, gae, kl_penalized_rewards,
@@ -65,12 +66,6 @@ def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, 
         out["raw_scores"][idx] = score_rollout(reward_model, mb, None)
     out["scores"] = penalize_unfinished(out["raw_scores"], rollout, cfg.missing_eos_penalty)
     return out
-
-
-def ptx_windows(ids: torch.Tensor, cfg: PPOConfig, gen: torch.Generator) -> torch.Tensor:
-    """Random pretraining windows (B, T) for the PPO-ptx term."""
-    starts = torch.randint(len(ids) - cfg.ptx_block_size, (cfg.ptx_batch_size,), generator=gen)
-    return torch.stack([ids[s: s + cfg.ptx_block_size] for s in starts])
 
 
 @torch.no_grad()
@@ -154,7 +149,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                     pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
                     loss = pg_loss
                     if cfg.ptx_coef > 0:
-                        lm = ptx_loss(train_policy, ptx_windows(ptx_ids, cfg, gen).to(device))
+                        windows = get_batch(ptx_ids, cfg.ptx_block_size, cfg.ptx_batch_size, gen)[0]  # as in pretraining
+                        lm = ptx_loss(train_policy, windows.to(device))
                         loss = loss + cfg.ptx_coef * lm
                         stats["ptx_loss"].append(lm.detach())
                 optimizer_step(policy, opt, loss, cfg.grad_clip)
