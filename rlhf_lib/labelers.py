@@ -188,6 +188,37 @@ def accuracy_ceilings(pool: list[Labeler], feats: list[np.ndarray], judgements: 
                                                ranks)}
 
 
+def pair_differences(feats: list[np.ndarray], rankings: list[list[int]]) -> np.ndarray:
+    """f(better) - f(worse) for every compared pair (different ranks): shape (pairs, features)."""
+    rows = [f[i] - f[j] if r[i] < r[j] else f[j] - f[i]
+            for f, r in zip(feats, rankings) for i, j in combinations(range(len(r)), 2) if r[i] != r[j]]
+    return np.array(rows).reshape(-1, feats[0].shape[1] if feats else 0)
+
+
+def axes_model_accuracy(train_feats: list[np.ndarray], train_rankings: list[list[int]],
+                        valid_feats: list[np.ndarray], valid_rankings: list[list[int]], l2: float = 1e-3,
+                        steps: int = 500) -> tuple[float, np.ndarray]:
+    """A reward model that reads the checker's axes perfectly and learns only their weights from the *training*
+    rankings (a Bradley-Terry model, i.e. logistic regression on feature differences, fitted by Newton's method).
+
+    Returns its accuracy on the validation rankings and the learned weights. Between this and the reward model lies
+    what the RM fails to read from the text; between this and the noise-free ceilings, what the rankings cannot
+    teach. Analysis only: it reads the checker, which no training signal does.
+    """
+    x = pair_differences(train_feats, train_rankings)
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):  # minimise mean -log sigmoid(x @ w) + l2/2 |w|^2
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        grad = -x.T @ (1.0 - p) / len(x) + l2 * w
+        hess = (x * (p * (1.0 - p))[:, None]).T @ x / len(x) + l2 * np.eye(len(w))
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    scores = [f @ w for f in valid_feats]
+    return noise_free_accuracy(scores, valid_rankings), w
+
+
 def calibrate_noise(pool: list[Labeler], items: list[tuple[list[str], list[Checks]]], group: str, target: float,
                     seed: int = 0, lo: float = 0.0, hi: float = 8.0, iters: int = 14) -> float:
     """Bisect the group's noise level so that its mean pairwise agreement on `items` is `target`.

@@ -109,3 +109,18 @@ def test_accuracy_ceilings_rise_from_gold_to_the_judges_own_weights(items):
     ceil = L.accuracy_ceilings(pool, feats, judgements)
     assert ceil["own_labeler"] > 0.97            # noise-free judges: only the tie margin is left
     assert ceil["own_labeler"] >= ceil["mean_labeler"] - 1e-9 and 0.5 < ceil["gold"] < 1.0
+
+
+def test_axes_model_learns_the_labelers_weights_from_rankings(items):
+    lab = L.make_pool(1, 0, seed=0)[0]
+    lab.noise = 0.3
+    rng = np.random.default_rng(0)
+    feats = [np.stack([L.features(c, t) for c, t in zip(chks, comps)]) for comps, chks in items]
+    ranks = [L.judge(lab, "p", comps, chks, rng).ranks for comps, chks in items for _ in range(5)]
+    feats5 = [f for f in feats for _ in range(5)]
+    acc, w = L.axes_model_accuracy(feats5[:150], ranks[:150], feats5[150:], ranks[150:])
+    own = L.noise_free_accuracy([f @ lab.weights for f in feats5[150:]], ranks[150:])
+    assert acc > 0.75 and acc >= own - 0.05  # close to the labeler's own weights, learned from 150 rankings
+    assert np.corrcoef(w[:len(L.AXES)], lab.weights[:len(L.AXES)])[0, 1] > 0.5
+    diffs = L.pair_differences(feats[:3], ranks[:3])
+    assert diffs.shape[1] == feats[0].shape[1]
