@@ -54,14 +54,17 @@ def run_ours(model, train_batches, args):
     """train_sft's inner step (constant learning rate), timed after the warm-up steps. Returns seconds, settings."""
     optimizer = adamw(model, args.lr, weight_decay=0.0, betas=BETAS)
     model.train()
+    losses = []
     for i, batch in enumerate(train_batches):
         if i == args.warmup:
             t0 = now(args.device)
         with autocast(args.device):
             loss = sft_loss(model, {k: v.to(args.device) for k, v in batch.items()})
-        check_finite(loss, f"SFT loss at step {i}", "lower --lr")
         optimizer_step(model, optimizer, loss, GRAD_CLIP)
-    return now(args.device) - t0, {"optim": "torch.optim.AdamW (rlhf_lib.training.adamw)", "loss_type": "sft_loss"}
+        losses.append(loss.detach())  # read once at the end, as train_sft reads once per epoch
+    seconds = now(args.device) - t0
+    check_finite(torch.stack(losses).sum(), "SFT loss", "lower --lr")
+    return seconds, {"optim": "torch.optim.AdamW (rlhf_lib.training.adamw)", "loss_type": "sft_loss"}
 
 
 def run_trl(model, tokenizer, pairs_in_order, examples_in_order, args):

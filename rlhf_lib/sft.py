@@ -142,16 +142,19 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
     model.train()
     bar = tqdm(total=total, initial=step, desc="SFT", disable=not progress)
     for epoch in range(start_epoch, cfg.epochs):
+        losses = []  # kept on the device and read once per epoch: reading a loss each step would wait for the GPU
         for batch in batches(train_ex, cfg.batch_size, tokenizer.pad_token_id, random.Random(seed * 1000 + epoch)):
             set_lr(optimizer, cosine_lr(step, total, cfg.warmup_steps, cfg.lr, cfg.min_lr))
             with autocast(device, speed):
                 loss = sft_loss(model, {k: v[my_rows(len(v))].to(device) for k, v in batch.items()})
-            check_finite(loss, f"SFT loss at step {step}", f"lower sft.lr (now {cfg.lr}).")
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
+            losses.append(loss.detach())
             step += 1
             history["step"].append(step)
-            history["train_loss"].append(loss.item())
             bar.update(1)
+        history["train_loss"] += torch.stack(losses).float().tolist()
+        check_finite(torch.tensor(history["train_loss"][-len(losses):]).sum(), f"SFT loss in epoch {epoch + 1}",
+                     f"lower sft.lr (now {cfg.lr}).")
         history["epoch"].append(epoch + 1)
         history["valid_loss"].append(eval_loss(model, valid_ex, cfg.batch_size, tokenizer.pad_token_id))
         if on_epoch_end is not None:

@@ -86,6 +86,15 @@ def test_training_lowers_valid_loss_and_resumes(tokenizer, cfg, tmp_path):
     assert len(hist["epoch_metrics"]) == 5 and not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_nan_loss_stops_with_a_clear_message_before_any_checkpoint(tokenizer, cfg, tmp_path, monkeypatch):
+    cfg.sft.epochs = 2
+    model = bm.new_model(cfg.base, tokenizer, seed=0)
+    monkeypatch.setattr(sft, "sft_loss", lambda m, batch: m(input_ids=batch["input_ids"]).logits.sum() * float("nan"))
+    with pytest.raises(FloatingPointError, match="lower sft.lr"):
+        sft.train_sft(model, tokenizer, records(), records(3), cfg.sft, tmp_path, seed=0, progress=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_lora_trains_adapters_only(tokenizer, cfg):
     model = sft.with_lora(bm.new_model(cfg.base, tokenizer, seed=0), r=4, alpha=8)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
