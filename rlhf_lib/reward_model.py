@@ -166,7 +166,7 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
                                **{f"{name}_acc": [] for name in valid}}
     probe = train[: max(64, len(train) // 10)]  # accuracy on training data: is it memorising?
     rng = random.Random(seed)
-    t0, step = time.time(), 0
+    t0, step, losses = time.time(), 0, []
     bar = tqdm(total=total, desc="reward model", disable=not progress)
     model.train()
     for _ in range(epochs):
@@ -179,18 +179,21 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
             enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, batch, max_len).items()}
             with autocast(device, speed):
                 loss = rm_loss(score_comparisons(model, enc).float(), enc["ranks"])
-            check_finite(loss, f"Reward-model loss at step {step}", f"lower rm.lr (now {cfg.lr}).")
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
+            losses.append(loss.detach())  # read at the next evaluation, not each step (a GPU would wait)
             step += 1
             history["step"].append(step)
-            history["loss"].append(loss.item())
             bar.update(1)
             if step == total or (step % every == 0 and total - step >= every // 2):  # last one at the end
+                chunk, losses = torch.stack(losses).tolist(), []
+                history["loss"] += chunk
+                check_finite(torch.tensor(chunk).sum(), f"Reward-model loss before step {step}",
+                             f"lower rm.lr (now {cfg.lr}).")
                 history["eval_step"].append(step / steps_per_epoch)
                 history["train_acc"].append(accuracy(model, tokenizer, probe, max_len))
                 for name, comps in valid.items():
                     history[f"{name}_acc"].append(accuracy(model, tokenizer, comps, max_len))
-                bar.set_postfix(loss=f"{loss.item():.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.items()
+                bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.items()
                                                                if k.endswith("_acc")})
     bar.close()
     history["train_seconds"] = time.time() - t0

@@ -83,6 +83,21 @@ def test_training_learns_a_preference_and_normalize_centres(rm, tokenizer, cfg):
     assert abs(rm(enc["input_ids"], enc["attention_mask"]).mean().item()) < 1e-4
 
 
+def test_nan_loss_stops_training_with_a_clear_message(rm, tokenizer, cfg, monkeypatch):
+    import rlhf_lib.reward_model as R
+
+    monkeypatch.setattr(R, "rm_loss", lambda scores, ranks: scores.sum() * float("nan"))
+    train = [Comparison("Q: Hi?\nA:", [" Hello.", " Go away."], [1, 2]) for _ in range(8)]
+    with pytest.raises(FloatingPointError, match="lower rm.lr"):
+        train_rm(rm, tokenizer, train, {}, cfg.rm, seed=0, progress=False)
+
+
+def test_loss_history_has_one_value_per_step(rm, tokenizer, cfg):
+    train = [Comparison(f"Q: Hi {i}?\nA:", [" Hello.", " Go away."], [1, 2]) for i in range(20)]
+    hist = train_rm(rm, tokenizer, train, {}, cfg.rm, seed=0, epochs=2, progress=False)
+    assert len(hist["loss"]) == len(hist["step"]) == hist["step"][-1]
+
+
 def test_save_load_round_trip(rm, tokenizer, tmp_path):
     rm.save(tmp_path / "rm")
     again = RewardModel.load(tmp_path / "rm").eval()
