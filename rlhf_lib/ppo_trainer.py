@@ -149,7 +149,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                     pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
                     loss = pg_loss
                     if cfg.ptx_coef > 0:
-                        windows = get_batch(ptx_ids, cfg.ptx_block_size, cfg.ptx_batch_size, gen)[0]  # as in pretraining
+                        # pretraining windows, drawn as the pretraining loop draws them
+                        windows = get_batch(ptx_ids, cfg.ptx_block_size, cfg.ptx_batch_size, gen)[0]
                         lm = ptx_loss(train_policy, windows.to(device))
                         loss = loss + cfg.ptx_coef * lm
                         stats["ptx_loss"].append(lm.detach())

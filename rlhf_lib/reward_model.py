@@ -27,7 +27,7 @@ from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
 from rlhf_lib.speed import autocast
-from rlhf_lib.training import adamw, check_finite, cosine_lr, my_rows, optimizer_step, set_lr
+from rlhf_lib.training import adamw, cosine_lr, my_rows, optimizer_step, read_losses, set_lr
 
 
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -185,10 +185,9 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
             history["step"].append(step)
             bar.update(1)
             if step == total or (step % every == 0 and total - step >= every // 2):  # last one at the end
-                chunk, losses = torch.stack(losses).tolist(), []
-                history["loss"] += chunk
-                check_finite(torch.tensor(chunk).sum(), f"Reward-model loss before step {step}",
-                             f"lower rm.lr (now {cfg.lr}).")
+                history["loss"] += read_losses(losses, f"Reward-model loss before step {step}",
+                                               f"lower rm.lr (now {cfg.lr}).")
+                losses = []
                 history["eval_step"].append(step / steps_per_epoch)
                 history["train_acc"].append(accuracy(model, tokenizer, probe, max_len))
                 for name, comps in valid.items():

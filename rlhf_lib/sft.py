@@ -26,7 +26,7 @@ from transformers import PreTrainedTokenizerBase
 from rlhf_lib.config import SFTConfig, SpeedConfig
 from rlhf_lib.data import SFTRecord
 from rlhf_lib.speed import autocast
-from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
+from rlhf_lib.training import (adamw, cosine_lr, load_checkpoint, my_rows, optimizer_step, read_losses,
                                save_checkpoint, set_lr)
 
 IGNORE = -100
@@ -152,9 +152,8 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
             step += 1
             history["step"].append(step)
             bar.update(1)
-        history["train_loss"] += torch.stack(losses).float().tolist()
-        check_finite(torch.tensor(history["train_loss"][-len(losses):]).sum(), f"SFT loss in epoch {epoch + 1}",
-                     f"lower sft.lr (now {cfg.lr}).")
+        history["train_loss"] += read_losses(losses, f"SFT loss in epoch {epoch + 1}",
+                                             f"lower sft.lr (now {cfg.lr}).")
         history["epoch"].append(epoch + 1)
         history["valid_loss"].append(eval_loss(model, valid_ex, cfg.batch_size, tokenizer.pad_token_id))
         if on_epoch_end is not None:

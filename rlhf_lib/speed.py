@@ -50,8 +50,8 @@ def fused(device: torch.device | str, cfg: SpeedConfig = SpeedConfig()) -> dict[
     return {"fused": True} if cfg.fused_adam and on_cuda(device) else {}
 
 
-def adam(params: Iterable[torch.nn.Parameter] | list[dict], device: torch.device | str, cfg: SpeedConfig = SpeedConfig(),
-         decoupled: bool = False, **kwargs: Any) -> torch.optim.Optimizer:
+def adam(params: Iterable[torch.nn.Parameter] | list[dict], device: torch.device | str,
+         cfg: SpeedConfig = SpeedConfig(), decoupled: bool = False, **kwargs: Any) -> torch.optim.Optimizer:
     """Adam (or AdamW with `decoupled`), fused on CUDA."""
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     return cls(params, **kwargs, **fused(device, cfg))

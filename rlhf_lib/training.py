@@ -70,9 +70,17 @@ def check_finite(loss: torch.Tensor, what: str, advice: str) -> None:
         raise FloatingPointError(f"{what} became {loss.item()}; {advice}")
 
 
+def read_losses(losses: list[torch.Tensor], what: str, advice: str) -> list[float]:
+    """Losses kept on the device, read in one go (a GPU waits once, not once per step); stops on NaN like
+    `check_finite`."""
+    values = torch.stack(losses).float()
+    check_finite(values.sum(), what, advice)
+    return values.tolist()
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Data parallelism. `accelerate launch --multi_gpu --num_processes N <script>` starts N copies of the same program; accelerate
-# sets up the process group (NCCL on GPUs, gloo on CPUs). Each copy trains on its own rows of every batch
+# Data parallelism. `accelerate launch --multi_gpu --num_processes N <script>` starts N copies of the same program;
+# accelerate sets up the process group (NCCL on GPUs, gloo on CPUs). Each copy trains on its own rows of every batch
 # (`my_rows`) and the gradients are averaged before every step, as CleanRL's multi-GPU PPO does, so all copies
 # keep identical weights and the library calls stay the same. In one process both are no-ops.
 
