@@ -20,8 +20,8 @@ import copy
 import tempfile
 
 import torch
-from common import (StepTimes, args_dict, autocast, finish_args, gpt2_config, model_summary, parser, peak_memory_mib,
-                    report, reset_memory, token_windows, tokenizer_and_ids)
+from common import (StepTimes, args_dict, autocast, finish_args, gpt2_config, model_summary, parser,
+                    report, reset_memory, system_figures, token_windows, tokenizer_and_ids)
 from datasets import Dataset
 from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel, PrinterCallback, ProgressCallback
 from trl.experimental.ppo import PPOConfig as TRLPPOConfig  # imported before any memory is measured
@@ -122,9 +122,8 @@ def main():
         seconds, details = run_ours(policy, scorer, tokenizer, prompts, args) if system == "ours" else \
             run_trl(policy, scorer, tokenizer, prompt_ids, args)
         episodes = args.batch_size * args.steps
-        results[system] = {"throughput": episodes / seconds, "seconds": seconds, "episodes": episodes,
-                           "updates": args.steps, "peak_memory_mib": peak_memory_mib(args.device), **memory,
-                           **details}
+        results[system] = system_figures(args.device, seconds, ("episodes", episodes), ("updates", args.steps),
+                                         memory, details)
         del policy, scorer
 
     notes = [

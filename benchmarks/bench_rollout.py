@@ -17,8 +17,8 @@ from __future__ import annotations
 import copy
 
 import torch
-from common import (args_dict, autocast, finish_args, gpt2_config, model_summary, now, parser, peak_memory_mib, report,
-                    reset_memory, token_windows, tokenizer_and_ids)
+from common import (args_dict, autocast, finish_args, gpt2_config, model_summary, now, parser, report,
+                    reset_memory, system_figures, token_windows, tokenizer_and_ids)
 from transformers import GenerationConfig, GPT2LMHeadModel
 from trl.experimental.ppo.ppo_trainer import batch_generation  # the generation PPOTrainer.train calls
 
@@ -90,9 +90,7 @@ def main():
         policy = copy.deepcopy(initial)
         memory = reset_memory(args.device)
         seconds, tokens = run(policy.to(args.device), tokenizer, prompt_batches, args)
-        results[system] = {"throughput": tokens / seconds, "seconds": seconds, "tokens": tokens,
-                           "batches": args.steps, "peak_memory_mib": peak_memory_mib(args.device),
-                           **memory}
+        results[system] = system_figures(args.device, seconds, ("tokens", tokens), ("batches", args.steps), memory)
         del policy
 
     notes = [

@@ -19,7 +19,7 @@ import tempfile
 
 import torch
 from common import (StepTimes, args_dict, autocast, finish_args, gpt2_config, model_summary, now, parser,
-                    peak_memory_mib, report, reset_memory, token_windows, tokenizer_and_ids)
+                    report, reset_memory, system_figures, token_windows, tokenizer_and_ids)
 from datasets import Dataset
 from transformers import GPT2LMHeadModel
 from trl import SFTConfig, SFTTrainer  # imported before any memory is measured
@@ -123,9 +123,8 @@ def main():
         model.to(args.device)
         seconds, settings = run_ours(model, train_batches, args) if system == "ours" else \
             run_trl(model, tokenizer, [pairs[i] for i in order], [examples[i] for i in order], args)
-        results[system] = {"throughput": tokens / seconds, "seconds": seconds, "tokens": tokens,
-                           "steps": args.steps, "peak_memory_mib": peak_memory_mib(args.device),
-                           **memory, **settings}
+        results[system] = system_figures(args.device, seconds, ("tokens", tokens), ("steps", args.steps), memory,
+                                         settings)
         del model
 
     notes = [

@@ -173,6 +173,15 @@ def _reset_peak(device: torch.device) -> str:
         return "process peak RSS (resource.getrusage ru_maxrss) since the process started (could not be reset)"
 
 
+def system_figures(device: torch.device, seconds: float, amount: tuple[str, int], steps: tuple[str, int],
+                   memory: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One system's result, laid out alike in every benchmark: throughput = amount / seconds, the amount and the
+    number of timed steps under their names, the peak memory since `reset_memory` (read now), and the system's own
+    settings."""
+    return {"throughput": amount[1] / seconds, "seconds": seconds, amount[0]: amount[1], steps[0]: steps[1],
+            "peak_memory_mib": peak_memory_mib(device), **memory, **(settings or {})}
+
+
 def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
