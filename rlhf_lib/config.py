@@ -334,7 +334,8 @@ class EvalConfig:
 
 @dataclass
 class SpeedConfig:
-    """GPU speed-ups (`rlhf_lib.speed`); each acts on CUDA only, so the CPU path is plain fp32 whatever they say."""
+    """Speed-ups (`rlhf_lib.speed`). All but the last act on CUDA only, so the CPU path is plain fp32 whatever they
+    say; the last acts on a CPU only."""
 
     bf16: bool = True
     """bf16 autocast in the training loops (weights, optimizer state and losses stay fp32)."""
@@ -348,6 +349,10 @@ class SpeedConfig:
     """PPO rollouts preallocate their KV cache (`generate(cache_implementation="static")`)."""
     compile: bool = False
     """`torch.compile` the trained models (pays off on long runs; the first step compiles for about a minute)."""
+    cpu_pass_tokens: int | None = 1024
+    """On a CPU, PPO and reward-model training run a minibatch as several forward passes of at most this many
+    tokens (rows x longest row), rows sorted by length and each pass cut to its own longest row: the gradient is
+    the minibatch's, the padding is not computed. None: one pass per minibatch (what a GPU prefers)."""
 
 
 @dataclass

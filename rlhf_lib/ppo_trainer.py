@@ -37,8 +37,8 @@ from rlhf_lib.ppo import (AdaptiveKLController, FixedKLController, explained_var
 from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minibatches, logprobs_from_logits,
                               penalize_unfinished, response_logits, response_logprobs, response_values,
-                              sample_rollout, score_rollout)
-from rlhf_lib.speed import adam, autocast, frozen, maybe_compile, on_cuda
+                              sample_rollout, score_rollout, stack_pieces)
+from rlhf_lib.speed import adam, autocast, frozen, maybe_compile, on_cuda, pass_tokens
 from rlhf_lib.training import check_finite, load_checkpoint, my_rows, optimizer_step, process_info, save_checkpoint
 
 
@@ -49,21 +49,26 @@ def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | Non
 
 @torch.no_grad()
 def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
-                   reward_model: RewardModel, rollout: Rollout, groups: list[torch.Tensor], cfg: PPOConfig
-                   ) -> dict[str, torch.Tensor]:
-    """Step 2: everything the update needs that does not change during it (the "old" quantities), per episode."""
+                   reward_model: RewardModel, rollout: Rollout, plans: list[tuple[torch.Tensor, list[Rollout]]],
+                   cfg: PPOConfig) -> dict[str, torch.Tensor]:
+    """Step 2: everything the update needs that does not change during it (the "old" quantities), per episode.
+
+    `plans`: each minibatch's episodes and its forward passes (`Rollout.pieces`)."""
     mask = rollout.mask
     out = {k: torch.zeros_like(mask) for k in ("logprobs", "ref_logprobs", "entropy", "values")}
     out |= {k: torch.zeros(len(mask), device=mask.device) for k in ("scores", "raw_scores")}
-    for idx in groups:
-        mb = rollout.select(idx)
-        logits = response_logits(policy, mb, cfg.temperature)
-        out["logprobs"][idx] = logprobs_from_logits(logits, mb.response_ids) * mb.mask
-        out["entropy"][idx] = entropy_from_logits(logits) * mb.mask
-        with reference_context(policy, ref_policy):
-            out["ref_logprobs"][idx] = response_logprobs(ref_policy or policy, mb, cfg.temperature)
-        out["values"][idx] = response_values(value_model, mb)
-        out["raw_scores"][idx] = score_rollout(reward_model, mb, None)
+    for idx, pieces in plans:
+        parts: dict[str, list[torch.Tensor]] = {k: [] for k in out if k != "scores"}
+        for mb in pieces:
+            logits = response_logits(policy, mb, cfg.temperature)
+            parts["logprobs"].append(logprobs_from_logits(logits, mb.response_ids) * mb.mask)
+            parts["entropy"].append(entropy_from_logits(logits) * mb.mask)
+            with reference_context(policy, ref_policy):
+                parts["ref_logprobs"].append(response_logprobs(ref_policy or policy, mb, cfg.temperature))
+            parts["values"].append(response_values(value_model, mb))
+            parts["raw_scores"].append(score_rollout(reward_model, mb, None))
+        for k, v in parts.items():
+            out[k][idx] = torch.cat(v) if k == "raw_scores" else stack_pieces(v, mask.shape[1])
     out["scores"] = penalize_unfinished(out["raw_scores"], rollout, cfg.missing_eos_penalty)
     return out
 
@@ -130,7 +135,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
             rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens,
                                      cfg.temperature, static_cache=speed.static_cache and on_cuda(device))
             groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
-            old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, groups, cfg)
+            plans = [rollout.pieces(idx, pass_tokens(device, speed)) for idx in groups]  # reused by every epoch
+            old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, plans, cfg)
         # 3. per-token rewards and advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,
                                            kl_ctl.beta)
@@ -142,11 +148,12 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                                                                 "value_clipfrac", "ptx_loss", "ratio")}
         for _ in range(cfg.ppo_epochs):
             for g in torch.randperm(len(groups), generator=gen).tolist():
-                idx = groups[g]
-                mb = rollout.select(idx)
+                idx, pieces = plans[g]
+                mask, width = rollout.mask[idx], rollout.mask.shape[1]
                 with autocast(device, speed):
-                    new_logprobs = response_logprobs(train_policy, mb, cfg.temperature)
-                    pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mb.mask, cfg.clip)
+                    new_logprobs = stack_pieces([response_logprobs(train_policy, mb, cfg.temperature)
+                                                 for mb in pieces], width)
+                    pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mask, cfg.clip)
                     loss = pg_loss
                     if cfg.ptx_coef > 0:
                         # pretraining windows, drawn as the pretraining loop draws them
@@ -156,8 +163,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                         stats["ptx_loss"].append(lm.detach())
                 optimizer_step(policy, opt, loss, cfg.grad_clip)
                 with autocast(device, speed):
-                    values = response_values(train_value, mb).float()
-                    v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mb.mask, cfg.value_clip)
+                    values = stack_pieces([response_values(train_value, mb) for mb in pieces], width).float()
+                    v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mask, cfg.value_clip)
                 optimizer_step(value_model, value_opt, v_loss, cfg.grad_clip)
                 update_ema(ema, policy, cfg.ema_decay)
                 for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("value_clipfrac", v_clip),

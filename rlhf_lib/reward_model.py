@@ -26,7 +26,7 @@ from rlhf_lib.config import RMConfig, SpeedConfig
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
-from rlhf_lib.speed import autocast
+from rlhf_lib.speed import autocast, length_pieces, pass_tokens
 from rlhf_lib.training import adamw, cosine_lr, my_rows, optimizer_step, read_losses, set_lr
 
 
@@ -39,18 +39,20 @@ def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
 class RewardModel(torch.nn.Module):
     """A GPT-2 transformer (no LM head) and a linear head that reads the last real token."""
 
-    def __init__(self, backbone: GPT2Model) -> None:
+    def __init__(self, backbone: GPT2Model, seed: int = 0) -> None:
         super().__init__()
         self.backbone = backbone
         d = backbone.config.n_embd
         self.head = torch.nn.Linear(d, 1)
-        torch.nn.init.normal_(self.head.weight, std=1 / math.sqrt(d + 1))  # small, so early scores are near 0
+        gen = torch.Generator().manual_seed(seed)  # the same head whatever ran before (reruns reproduce)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.randn(1, d, generator=gen) / math.sqrt(d + 1))  # small: early scores near 0
         torch.nn.init.zeros_(self.head.bias)
 
     @classmethod
-    def from_lm(cls, lm: GPT2LMHeadModel) -> RewardModel:
+    def from_lm(cls, lm: GPT2LMHeadModel, seed: int = 0) -> RewardModel:
         """Start from a language model (the SFT model): keep its transformer, drop the unembedding."""
-        return cls(lm.transformer)
+        return cls(lm.transformer, seed)
 
     @property
     def config(self) -> Any:
@@ -114,9 +116,22 @@ def encode_comparisons(tokenizer: PreTrainedTokenizerBase, batch: list[Compariso
     return {"input_ids": input_ids, "attention_mask": attention_mask, "ranks": ranks}
 
 
-def score_comparisons(model: RewardModel, enc: dict[str, torch.Tensor]) -> torch.Tensor:
-    """One forward pass per completion; scores laid out as (B, K_max), padding slots 0."""
-    flat = model(enc["input_ids"], enc["attention_mask"])                  # (sum K,)
+def score_comparisons(model: RewardModel, enc: dict[str, torch.Tensor], max_tokens: int | None = None
+                      ) -> torch.Tensor:
+    """One forward pass per completion; scores laid out as (B, K_max), padding slots 0.
+
+    `max_tokens`: run the completions as passes of at most that many tokens, rows of similar length cut to their own
+    longest row (`speed.length_pieces`; same scores and gradients, less padding computed)."""
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    if max_tokens is None:
+        flat = model(ids, mask)                                             # (sum K,)
+    else:
+        lengths = mask.sum(1).tolist()
+        pieces = length_pieces(lengths, max_tokens)
+        widths = [max(lengths[i] for i in p) for p in pieces]
+        flat = torch.cat([model(ids[p, :w], mask[p, :w]) for p, w in zip(pieces, widths)])
+        order = torch.tensor([i for p in pieces for i in p], device=flat.device)
+        flat = flat[torch.argsort(order)]                                   # back to the input's order
     valid = enc["ranks"] >= 0
     scores = torch.zeros(valid.shape, dtype=flat.dtype, device=flat.device)
     scores[valid] = flat                                                   # row-major: prompt by prompt
@@ -137,7 +152,7 @@ def as_pairs(comparisons: list[Comparison]) -> list[Comparison]:
 
 @torch.no_grad()
 def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons: list[Comparison], max_len: int,
-             batch_size: int = 16) -> float:
+             batch_size: int = 16, max_tokens: int | None = None) -> float:
     """Fraction of compared pairs that the reward model orders like the labeler."""
     model.eval()
     device = next(model.parameters()).device
@@ -145,7 +160,7 @@ def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons
     for s in range(0, len(comparisons), batch_size):
         enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, comparisons[s: s + batch_size],
                                                               max_len).items()}
-        r, t = pairwise_accuracy(score_comparisons(model, enc), enc["ranks"])
+        r, t = pairwise_accuracy(score_comparisons(model, enc, max_tokens), enc["ranks"])
         right, total = right + r, total + t
     model.train()
     return right / max(total, 1)
@@ -161,6 +176,7 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = steps_per_epoch * epochs
     optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
+    budget = pass_tokens(device, speed)  # on a CPU: passes of similar-length completions, less padding
     every = max(1, steps_per_epoch // evals_per_epoch)
     history: dict[str, Any] = {"step": [], "loss": [], "eval_step": [], "train_acc": [],
                                **{f"{name}_acc": [] for name in valid}}
@@ -178,7 +194,7 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
             batch = batch[my_rows(len(batch))]  # this process's prompts (all of them in one process)
             enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, batch, max_len).items()}
             with autocast(device, speed):
-                loss = rm_loss(score_comparisons(model, enc).float(), enc["ranks"])
+                loss = rm_loss(score_comparisons(model, enc, budget).float(), enc["ranks"])
             optimizer_step(model, optimizer, loss, cfg.grad_clip)
             losses.append(loss.detach())  # read at the next evaluation, not each step (a GPU would wait)
             step += 1
@@ -189,9 +205,9 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
                                                f"lower rm.lr (now {cfg.lr}).")
                 losses = []
                 history["eval_step"].append(step / steps_per_epoch)
-                history["train_acc"].append(accuracy(model, tokenizer, probe, max_len))
+                history["train_acc"].append(accuracy(model, tokenizer, probe, max_len, max_tokens=budget))
                 for name, comps in valid.items():
-                    history[f"{name}_acc"].append(accuracy(model, tokenizer, comps, max_len))
+                    history[f"{name}_acc"].append(accuracy(model, tokenizer, comps, max_len, max_tokens=budget))
                 bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.items()
                                                                if k.endswith("_acc")})
     bar.close()
@@ -291,7 +307,7 @@ def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
                                if j.prompt_id in prompts and j.prompt_id not in valid_ids]
     train = comparisons_from(train_j, prompts)
     valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
-    rm = RewardModel.from_lm(load_sft(cfg)[0])
+    rm = RewardModel.from_lm(load_sft(cfg)[0], cfg.seed)
     history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
     ablation = run_ablation(cfg, tokenizer, train, valid, progress) if cfg.rm.ablation else None
     sft_train = load_dataset(cfg.name, "sft_train")
@@ -312,7 +328,7 @@ def run_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Compa
     subset = train[: cfg.rm.ablation_prompts]
     runs = {}
     for name, data in (("grouped", subset), ("pairs", as_pairs(subset))):
-        model = RewardModel.from_lm(load_sft(cfg)[0])
+        model = RewardModel.from_lm(load_sft(cfg)[0], cfg.seed)
         runs[name] = train_rm(model, tokenizer, data, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
     return runs
 

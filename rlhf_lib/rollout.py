@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.sampling import encode_prompts, response_mask
+from rlhf_lib.speed import length_pieces
 
 
 @dataclass
@@ -53,6 +54,26 @@ class Rollout:
         first = int(prompt_mask.any(0).long().argmax()) if prompt_mask.any() else prompt_mask.shape[1] - 1
         return Rollout(self.prompt_ids[idx, first:], prompt_mask[:, first:], self.response_ids[idx], self.mask[idx],
                        [self.texts[i] for i in idx.tolist()] if self.texts else [], self.eos_id)
+
+    def pieces(self, idx: torch.Tensor, max_tokens: int | None) -> tuple[torch.Tensor, list[Rollout]]:
+        """The episodes `idx` as forward passes of at most `max_tokens` tokens (`speed.length_pieces`), each without
+        the prompt and response columns that are padding in all its rows. Returns `idx` reordered as the pieces
+        stack, and the pieces. None: one pass, `select(idx)`."""
+        if max_tokens is None:
+            return idx, [self.select(idx)]
+        prompt_len, response_len = self.prompt_mask[idx].sum(1).tolist(), self.mask[idx].sum(1).long().tolist()
+        pieces = length_pieces([p + r for p, r in zip(prompt_len, response_len)], max_tokens)
+        out = []
+        for piece in pieces:
+            mb, width = self.select(idx[piece]), max(1, max(response_len[i] for i in piece))
+            out.append(Rollout(mb.prompt_ids, mb.prompt_mask, mb.response_ids[:, :width], mb.mask[:, :width],
+                               mb.texts, self.eos_id))
+        return torch.cat([idx[piece] for piece in pieces]), out
+
+
+def stack_pieces(outputs: list[torch.Tensor], width: int) -> torch.Tensor:
+    """Per-token outputs (b, t) of the pieces of a minibatch, zero-padded to `width` columns and stacked."""
+    return torch.cat([F.pad(o, (0, width - o.shape[1])) for o in outputs])
 
 
 def length_grouped_minibatches(rollout: Rollout, size: int) -> list[torch.Tensor]:

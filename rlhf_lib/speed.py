@@ -12,6 +12,10 @@ The training loops call these helpers and otherwise read as if they ran in fp32 
 * `maybe_compile(model, on)`: `torch.compile` fuses the small kernels of a forward/backward pass; off by default
   (a first call compiles for a minute, and generation with a growing KV cache recompiles), on with `speed.compile`.
 
+One speed-up is for the CPU: `length_pieces` runs a minibatch as several forward passes of rows of similar length,
+each cut to its own longest row. A CPU is compute-bound, so every padding token it skips is time saved (PPO's
+minibatches mix 20-token plain prompts with 250-token few-shot ones); a GPU prefers one large pass.
+
 `SpeedConfig` (in `rlhf_lib.config`) switches each one; its defaults are right for a GPU and harmless on a CPU.
 """
 
@@ -74,3 +78,21 @@ def maybe_compile(model: torch.nn.Module, cfg: SpeedConfig = SpeedConfig()) -> t
     if cfg.compile and param is not None and on_cuda(param.device):
         return torch.compile(model)
     return model
+
+
+def pass_tokens(device: torch.device | str, cfg: SpeedConfig = SpeedConfig()) -> int | None:
+    """Tokens per forward pass inside a minibatch: `cfg.cpu_pass_tokens` on a CPU, None (one pass) on CUDA."""
+    return None if on_cuda(device) else cfg.cpu_pass_tokens
+
+
+def length_pieces(lengths: list[int], max_tokens: int | None) -> list[list[int]]:
+    """Row positions sorted by length, cut into pieces of at most `max_tokens` padded tokens (rows x longest row; a
+    longer row is a piece alone). None: one piece, in the original order."""
+    if max_tokens is None:
+        return [list(range(len(lengths)))]
+    pieces: list[list[int]] = [[]]
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if pieces[-1] and (len(pieces[-1]) + 1) * lengths[i] > max_tokens:
+            pieces.append([])
+        pieces[-1].append(i)
+    return pieces if pieces[0] else []

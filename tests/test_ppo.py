@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from rlhf_lib import base_model as bm
-from rlhf_lib.config import PPOConfig, get_profile
+from rlhf_lib.config import PPOConfig, SpeedConfig, get_profile
 from rlhf_lib.data import PromptRecord
 from rlhf_lib.ppo import (AdaptiveKLController, gae, kl_penalized_rewards, last_index, masked_whiten, policy_loss,
                           ptx_loss, value_loss)
 from rlhf_lib.ppo_trainer import train_ppo
 from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, length_grouped_minibatches, response_logprobs, response_values,
-                              sample_rollout, score_rollout)
+                              sample_rollout, score_rollout, stack_pieces)
 from rlhf_lib.tokenizer import train_tokenizer
 
 TEXTS = ["Q: Where does Mira live?\nA: Mira lives in Oakridge.", "Please be kind. Mira lives in Oakridge.",
@@ -204,6 +204,35 @@ def test_length_grouped_minibatches_cover_every_episode_once(policy, tokenizer):
     assert sorted(torch.cat(groups).tolist()) == list(range(12))
     widths = [ro.select(g).prompt_ids.shape[1] for g in groups]
     assert widths[0] < ro.prompt_ids.shape[1]  # short prompts lose the padding of long ones
+
+
+def test_forward_passes_in_length_pieces_give_the_minibatch_outputs(policy, tokenizer, base_cfg):
+    ro = rollout_of(policy, tokenizer, prompts=PROMPTS * 3, n_new=10)
+    value = RewardModel.from_lm(bm.new_model(base_cfg, tokenizer, seed=1))
+    idx = torch.arange(12)
+    order, pieces = ro.pieces(idx, 40)
+    assert sorted(order.tolist()) == list(range(12)) and len(pieces) > 1
+    assert max(p.input_ids.shape[1] for p in pieces) <= ro.input_ids.shape[1]
+    assert min(p.input_ids.shape[1] for p in pieces) < ro.input_ids.shape[1]  # padding left out
+    width = ro.mask.shape[1]
+    for fn in (lambda r: response_logprobs(policy, r, 0.7), lambda r: response_values(value, r)):
+        torch.testing.assert_close(stack_pieces([fn(p) for p in pieces], width), fn(ro)[order], atol=1e-5, rtol=1e-5)
+    one_order, one = ro.pieces(idx, None)
+    assert torch.equal(one_order, idx) and len(one) == 1
+
+
+def test_passes_in_pieces_train_like_one_pass(tokenizer, base_cfg):
+    cfg = small_cfg(steps=2, lr=1e-2, value_lr=1e-2)
+    states = []
+    for budget in (None, 30):
+        policy, ref, value, reward = parts(tokenizer, base_cfg)
+        h = train_ppo(policy, ref, value, reward, tokenizer, records(8), cfg, seed=0, progress=False,
+                      speed=SpeedConfig(cpu_pass_tokens=budget))
+        states.append((policy.state_dict(), value.state_dict(), h["policy_loss"]))
+    assert states[0][2] == pytest.approx(states[1][2], abs=1e-5)
+    for one, piece in zip(states[0][:2], states[1][:2]):
+        for k in one:
+            torch.testing.assert_close(piece[k], one[k], atol=1e-4, rtol=1e-3)  # Adam steps are 1e-2 here
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import torch
 from rlhf_lib import base_model as bm
 from rlhf_lib.config import get_profile
 from rlhf_lib.labels import Judgement
+from rlhf_lib.losses import rm_loss
 from rlhf_lib.reward_model import (Comparison, RewardModel, as_pairs, comparisons_from,
                                    encode_comparisons, last_token_index, normalize, score_comparisons, train_rm)
 from rlhf_lib.tokenizer import train_tokenizer
@@ -60,6 +61,30 @@ def test_k_completions_are_scored_once_each_in_one_batch(rm, tokenizer):
     assert scores.shape == (2, 3) and scores[1, 2] == 0
     last = enc["input_ids"][torch.arange(5), last_token_index(enc["attention_mask"])]
     assert (last == tokenizer.eos_token_id).all()
+
+
+def test_scoring_in_length_pieces_gives_the_same_scores_and_gradients(rm, tokenizer):
+    batch = [Comparison("Q: Where does Mira live? Tell me about the fox, please.\nA:", [" Oakridge.", " Idiot."],
+                        [1, 2]), Comparison("Hi\n", ["Hello.", "Go away, you idiot.", "Mira."], [2, 1, 2])]
+    enc = encode_comparisons(tokenizer, batch, 64)
+    grads = []
+    for max_tokens in (None, 24):  # 24 tokens: the long prompt's completions pass alone, the short ones together
+        rm.zero_grad()
+        scores = score_comparisons(rm, enc, max_tokens)
+        rm_loss(scores, enc["ranks"]).backward()
+        grads.append((scores.detach(), [p.grad.clone() for p in rm.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-5, rtol=1e-5)
+    for g_piece, g_one in zip(grads[1][1], grads[0][1]):
+        torch.testing.assert_close(g_piece, g_one, atol=1e-5, rtol=1e-4)
+
+
+def test_the_head_is_initialised_from_the_seed_alone(tokenizer, cfg):
+    torch.manual_seed(123)
+    a = RewardModel.from_lm(bm.new_model(cfg.base, tokenizer, seed=0), seed=3)
+    torch.manual_seed(456)  # whatever ran before
+    b = RewardModel.from_lm(bm.new_model(cfg.base, tokenizer, seed=0), seed=3)
+    c = RewardModel.from_lm(bm.new_model(cfg.base, tokenizer, seed=0), seed=4)
+    assert torch.equal(a.head.weight, b.head.weight) and not torch.equal(a.head.weight, c.head.weight)
 
 
 def test_pairs_ablation_expands_every_untied_pair():

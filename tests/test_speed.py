@@ -53,3 +53,21 @@ def test_on_cuda_autocast_is_bf16_and_frozen_models_hold_bf16():
         assert model[0](torch.randn(2, 4, device="cuda")).dtype == torch.bfloat16
     assert next(speed.frozen(tiny().cuda()).parameters()).dtype == torch.bfloat16
     assert speed.fused("cuda") == {"fused": True}
+
+
+def test_length_pieces_cover_every_row_once_within_the_budget():
+    lengths = [5, 40, 7, 12, 300, 9, 33, 8]
+    pieces = speed.length_pieces(lengths, 64)
+    flat = [i for p in pieces for i in p]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)  # rows of similar length pass together
+    for p in pieces:
+        assert len(p) == 1 or len(p) * max(lengths[i] for i in p) <= 64, p
+    assert [300] in [[lengths[i] for i in p] for p in pieces]  # longer than the budget: alone
+    assert speed.length_pieces(lengths, None) == [list(range(len(lengths)))]
+    assert speed.length_pieces([], 64) == []
+
+
+def test_pass_budget_is_for_the_cpu_only():
+    cfg = SpeedConfig(cpu_pass_tokens=512)
+    assert speed.pass_tokens("cpu", cfg) == 512 and speed.pass_tokens("cuda", cfg) is None
