@@ -25,7 +25,7 @@ from rlhf_lib.artifacts import save_atomic, step_dir, write_metrics
 from rlhf_lib.config import BaseConfig, Profile, SpeedConfig, WorldConfig
 from rlhf_lib.speed import autocast
 from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
-from rlhf_lib.training import (adamw, check_finite, cosine_lr, load_checkpoint, my_rows, optimizer_step,
+from rlhf_lib.training import (adamw, check_finite, cosine_lr, fingerprint, load_checkpoint, my_rows, optimizer_step,
                                save_checkpoint, set_lr)
 from rlhf_lib.world import Corpus, World, build_corpus, build_world
 
@@ -183,7 +183,8 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     step, elapsed = 0, 0.0
     ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, seed, model.config.vocab_size)}.pt"
     ckpt = load_checkpoint(ckpt_path, device)
-    if ckpt is not None:
+    inputs = fingerprint(model, train_ids)  # resume only a run from the same initial weights and corpus
+    if ckpt is not None and ckpt.get("inputs") == inputs:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])
@@ -217,7 +218,7 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
             bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['eval_loss'][-1]:.3f}")
         if step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                            generator=gen.get_state(), history=history, elapsed=time.time() - start)
+                            generator=gen.get_state(), history=history, elapsed=time.time() - start, inputs=inputs)
         bar.update(1)
     bar.close()
     history["train_seconds"] = time.time() - start

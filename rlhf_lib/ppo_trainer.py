@@ -39,7 +39,8 @@ from rlhf_lib.rollout import (Rollout, entropy_from_logits, length_grouped_minib
                               penalize_unfinished, response_logits, response_logprobs, response_values,
                               sample_rollout, score_rollout, stack_pieces)
 from rlhf_lib.speed import adam, autocast, frozen, maybe_compile, on_cuda, pass_tokens
-from rlhf_lib.training import check_finite, load_checkpoint, my_rows, optimizer_step, process_info, save_checkpoint
+from rlhf_lib.training import (check_finite, fingerprint, load_checkpoint, my_rows, optimizer_step, process_info,
+                               save_checkpoint)
 
 
 def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | None) -> Any:
@@ -94,6 +95,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     device = next(policy.parameters()).device
     for m in (policy, value_model):
         m.eval()  # no dropout: the update must see the log-probs the rollout saw
+    inputs = fingerprint(policy, ref_policy, value_model, reward_model, [r.prompt_id for r in prompts], ptx_ids)
     ref_policy, reward_model = frozen(ref_policy, speed), frozen(reward_model, speed)  # eval, no grads, bf16 on GPU
     train_policy, train_value = maybe_compile(policy, speed), maybe_compile(value_model, speed)  # the update's passes
     if cfg.ptx_coef > 0 and ptx_ids is None:
@@ -106,7 +108,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     history: dict[str, Any] = {"step": [], "eval": []}
     start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
     state = load_checkpoint(ckpt, device) if ckpt else None
-    if state is not None and (state.get("config"), state.get("seed")) == (dataclasses.asdict(cfg), seed):  # else afresh
+    if state is not None and (state.get("config"), state.get("seed"), state.get("inputs")) == (
+            dataclasses.asdict(cfg), seed, inputs):  # else afresh: a run of other settings or on other models
         policy.load_state_dict(state["policy"])
         value_model.load_state_dict(state["value"])
         ema.load_state_dict(state["ema"])
@@ -196,9 +199,10 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
             history["eval"].append({"step": step + 1, **evaluate(ema, step + 1)})
         if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), seed=seed, step=step + 1, policy=policy.state_dict(),
-                            value=value_model.state_dict(), ema=ema.state_dict(), opt=opt.state_dict(),
-                            value_opt=value_opt.state_dict(), beta=kl_ctl.beta, history=history)
+            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs, step=step + 1,
+                            policy=policy.state_dict(), value=value_model.state_dict(), ema=ema.state_dict(),
+                            opt=opt.state_dict(), value_opt=value_opt.state_dict(), beta=kl_ctl.beta,
+                            history=history)
     bar.close()
     history["ema"] = ema
     return history

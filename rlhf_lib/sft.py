@@ -26,7 +26,7 @@ from transformers import PreTrainedTokenizerBase
 from rlhf_lib.config import SFTConfig, SpeedConfig
 from rlhf_lib.data import SFTRecord
 from rlhf_lib.speed import autocast
-from rlhf_lib.training import (adamw, cosine_lr, load_checkpoint, my_rows, optimizer_step, read_losses,
+from rlhf_lib.training import (adamw, cosine_lr, fingerprint, load_checkpoint, my_rows, optimizer_step, read_losses,
                                save_checkpoint, set_lr)
 
 IGNORE = -100
@@ -129,7 +129,8 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
     start_epoch, step = 0, 0
     ckpt_path = Path(out_dir) / "checkpoint.pt"
     ckpt = load_checkpoint(ckpt_path, device)
-    if ckpt is not None and ckpt.get("config") == vars(cfg):
+    inputs = fingerprint(model, train_ex, valid_ex, seed)  # a kill's checkpoint, from this very base model and data
+    if ckpt is not None and (ckpt.get("config"), ckpt.get("inputs")) == (vars(cfg), inputs):
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         history, start_epoch, step = ckpt["history"], ckpt["epoch"], ckpt["step"]
@@ -162,7 +163,7 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
         history["train_seconds"] = time.time() - t0
         if epoch + 1 < cfg.epochs:
             save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(), epoch=epoch + 1,
-                            step=step, history=history, config=vars(cfg))
+                            step=step, history=history, config=vars(cfg), inputs=inputs)
     bar.close()
     ckpt_path.unlink(missing_ok=True)
     return history

@@ -6,6 +6,7 @@ Kept apart from the losses so that each loop (pretraining, SFT, the reward model
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -62,6 +63,23 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     """The checkpoint's state dict, or None when there is none."""
     path = Path(path)
     return torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+
+
+def fingerprint(*inputs: torch.nn.Module | torch.Tensor | str | None) -> str:
+    """A hash of what a training run starts from (weights, data): a checkpoint resumes only a run whose inputs are the
+    same, never one that a changed reward model, SFT model or dataset has made stale."""
+    h = hashlib.blake2b(digest_size=8)
+    for item in inputs:
+        if isinstance(item, torch.nn.Module):
+            tensors = list(item.state_dict().values())
+        elif isinstance(item, torch.Tensor):
+            tensors = [item]
+        else:
+            h.update(repr(item).encode())
+            continue
+        for t in tensors:
+            h.update(t.detach().contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def check_finite(loss: torch.Tensor, what: str, advice: str) -> None:

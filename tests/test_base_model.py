@@ -71,6 +71,14 @@ def test_pretraining_beats_unigram_and_resumes_exactly(tokenizer, tmp_path):
     assert rest["train_loss"] == pytest.approx(hist["train_loss"])
     for p, q in zip(straight.parameters(), resumed.parameters()):
         torch.testing.assert_close(p, q)
+    # A checkpoint killed on another corpus is not resumed: the run starts over on its own data.
+    other_ids = ids.flip(0)
+    cut = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), other_ids, other_ids, cfg.base, tmp_path / "c",
+                      seed=0, stop_after=15, progress=False)
+    assert len(list((tmp_path / "c").glob("checkpoint-*.pt"))) == 1
+    afresh = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids, cfg.base, tmp_path / "c", seed=0,
+                         progress=False)
+    assert afresh["train_loss"] == pytest.approx(hist["train_loss"]) and cut["train_loss"][0] != afresh["train_loss"][0]
 
 
 def test_nan_loss_stops_with_advice(tokenizer, tmp_path):

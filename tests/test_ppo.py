@@ -372,6 +372,19 @@ def test_training_resumes_exactly_after_a_kill(tokenizer, base_cfg, tmp_path):
     other = train_ppo(p4, ref4, v4, r4, tokenizer, records(8), cfg, seed=1, out_dir=tmp_path, ptx_ids=ptx_ids,
                       progress=False)
     assert other["kl"] != pytest.approx(full["kl"])
+    # nor does a run on another reward model (a retrained RM makes the finished run's checkpoint stale) ...
+    p5, ref5, v5, _ = parts(tokenizer, base_cfg)
+    new_rm = RewardModel.from_lm(bm.new_model(base_cfg, tokenizer, seed=9))
+    stale = train_ppo(p5, ref5, v5, new_rm, tokenizer, records(8), cfg, seed=0, out_dir=tmp_path, ptx_ids=ptx_ids,
+                      progress=False)
+    assert stale["step"] == [1, 2, 3, 4] and stale["rm_score"] != pytest.approx(full["rm_score"])
+    # ... while the same inputs find the finished run and return it without training again
+    p6, ref6, v6, r6 = parts(tokenizer, base_cfg)
+    again = train_ppo(p6, ref6, v6, new_rm, tokenizer, records(8), cfg, seed=0, out_dir=tmp_path, ptx_ids=ptx_ids,
+                      progress=False)
+    assert again["rm_score"] == stale["rm_score"]
+    for k, v in p5.state_dict().items():
+        torch.testing.assert_close(p6.state_dict()[k], v)
 
 
 def test_runaway_kl_and_nan_stop_with_a_clear_message(tokenizer, base_cfg):

@@ -86,6 +86,29 @@ def test_training_lowers_valid_loss_and_resumes(tokenizer, cfg, tmp_path):
     assert len(hist["epoch_metrics"]) == 5 and not (tmp_path / "checkpoint.pt").exists()
 
 
+def test_a_killed_run_resumes_only_on_the_same_base_model(tokenizer, cfg, tmp_path, capsys):
+    cfg.sft.epochs = 3
+
+    def killed_after_epoch_1(epoch, model):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        sft.train_sft(bm.new_model(cfg.base, tokenizer, seed=0), tokenizer, records(), records(3), cfg.sft, tmp_path,
+                      seed=0, on_epoch_end=killed_after_epoch_1, progress=False)
+    assert (tmp_path / "checkpoint.pt").exists()
+    other = sft.train_sft(bm.new_model(cfg.base, tokenizer, seed=1), tokenizer, records(), records(3), cfg.sft,
+                          tmp_path, seed=0, progress=False)
+    assert "Resuming" not in capsys.readouterr().out and other["epoch"] == [0, 1, 2, 3]
+    with pytest.raises(KeyboardInterrupt):
+        sft.train_sft(bm.new_model(cfg.base, tokenizer, seed=0), tokenizer, records(), records(3), cfg.sft, tmp_path,
+                      seed=0, on_epoch_end=killed_after_epoch_1, progress=False)
+    sft.train_sft(bm.new_model(cfg.base, tokenizer, seed=0), tokenizer, records(), records(3), cfg.sft, tmp_path,
+                  seed=0, progress=False)
+    assert "Resuming SFT" in capsys.readouterr().out
+
+
 def test_nan_loss_stops_with_a_clear_message_before_any_checkpoint(tokenizer, cfg, tmp_path, monkeypatch):
     cfg.sft.epochs = 2
     model = bm.new_model(cfg.base, tokenizer, seed=0)
