@@ -21,7 +21,7 @@ import tempfile
 
 import torch
 from common import (StepTimes, args_dict, autocast, finish_args, gpt2_config, model_summary, parser,
-                    report, reset_memory, system_figures, token_windows, tokenizer_and_ids)
+                    report, run_in_turns, system_figures, token_windows, tokenizer_and_ids)
 from datasets import Dataset
 from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel, PrinterCallback, ProgressCallback
 from trl.experimental.ppo import PPOConfig as TRLPPOConfig  # imported before any memory is measured
@@ -115,16 +115,13 @@ def main():
     prompt_ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in prompts]
     assert all(len(x) == PROMPT_TOKENS for x in prompt_ids)
 
-    results = {}
-    for system in ("ours", "trl"):
+    def run(system):
         policy, scorer = copy.deepcopy(policy0), copy.deepcopy(scorer0)
-        memory = reset_memory(args.device)
-        seconds, details = run_ours(policy, scorer, tokenizer, prompts, args) if system == "ours" else \
+        return run_ours(policy, scorer, tokenizer, prompts, args) if system == "ours" else \
             run_trl(policy, scorer, tokenizer, prompt_ids, args)
-        episodes = args.batch_size * args.steps
-        results[system] = system_figures(args.device, seconds, ("episodes", episodes), ("updates", args.steps),
-                                         memory, details)
-        del policy, scorer
+
+    results = {system: system_figures(turns, ("episodes", args.batch_size * args.steps), ("updates", args.steps))
+               for system, turns in run_in_turns(run, args.device, args.turns).items()}
 
     notes = [
         "Same initial weights for policy/reference and reward/value, same prompts (64 tokens each, no padding), "

@@ -18,7 +18,7 @@ import copy
 
 import torch
 from common import (args_dict, autocast, finish_args, gpt2_config, model_summary, now, parser, report,
-                    reset_memory, system_figures, token_windows, tokenizer_and_ids)
+                    run_in_turns, system_figures, token_windows, tokenizer_and_ids)
 from transformers import GenerationConfig, GPT2LMHeadModel
 from trl.experimental.ppo.ppo_trainer import batch_generation  # the generation PPOTrainer.train calls
 
@@ -85,18 +85,18 @@ def main():
                             generator=gen)
     prompt_batches = [token_windows(ids, row.tolist(), tokenizer, gen) for row in lengths]
 
-    results = {}
-    for system, run in (("ours", run_ours), ("trl", run_trl)):
-        policy = copy.deepcopy(initial)
-        memory = reset_memory(args.device)
-        seconds, tokens = run(policy.to(args.device), tokenizer, prompt_batches, args)
-        results[system] = system_figures(args.device, seconds, ("tokens", tokens), ("batches", args.steps), memory)
-        del policy
+    def run(system):
+        policy = copy.deepcopy(initial).to(args.device)
+        return (run_ours if system == "ours" else run_trl)(policy, tokenizer, prompt_batches, args)[0], {}
+
+    tokens = args.steps * args.batch_size * args.new_tokens  # what each turn generates (checked in the runs)
+    results = {system: system_figures(turns, ("tokens", tokens), ("batches", args.steps))
+               for system, turns in run_in_turns(run, args.device, args.turns).items()}
 
     notes = [
         "Same weights, prompts, left padding, batch size, temperature (top-k 0, top-p 1) and number of new tokens; "
         "EOS and PAD suppressed in both so every response has exactly new_tokens tokens (checked); each batch is "
-        "generated in one call by both; the same torch seed before each batch.",
+        "generated in one call by both; the same torch seed before each batch; the systems take turns (--turns).",
         "Ours: rlhf_lib.rollout.sample_rollout, which also tokenises the prompt strings, builds the response mask and "
         "decodes the responses (inside the timing). TRL: trl.experimental.ppo.ppo_trainer.batch_generation with "
         "local_rollout_forward_batch_size = batch size, on pre-tokenised prompts (PPOTrainer tokenises its dataset "

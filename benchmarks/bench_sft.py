@@ -19,7 +19,7 @@ import tempfile
 
 import torch
 from common import (StepTimes, args_dict, autocast, finish_args, gpt2_config, model_summary, now, parser,
-                    report, reset_memory, system_figures, token_windows, tokenizer_and_ids)
+                    report, run_in_turns, system_figures, token_windows, tokenizer_and_ids)
 from datasets import Dataset
 from transformers import GPT2LMHeadModel
 from trl import SFTConfig, SFTTrainer  # imported before any memory is measured
@@ -116,16 +116,13 @@ def main():
     timed = train_batches[args.warmup:]
     tokens = int(sum(b["attention_mask"].sum() for b in timed))
 
-    results = {}
-    for system in ("ours", "trl"):
-        model = copy.deepcopy(initial)
-        memory = reset_memory(args.device)
-        model.to(args.device)
-        seconds, settings = run_ours(model, train_batches, args) if system == "ours" else \
+    def run(system):
+        model = copy.deepcopy(initial).to(args.device)
+        return run_ours(model, train_batches, args) if system == "ours" else \
             run_trl(model, tokenizer, [pairs[i] for i in order], [examples[i] for i in order], args)
-        results[system] = system_figures(args.device, seconds, ("tokens", tokens), ("steps", args.steps), memory,
-                                         settings)
-        del model
+
+    results = {system: system_figures(turns, ("tokens", tokens), ("steps", args.steps))
+               for system, turns in run_in_turns(run, args.device, args.turns).items()}
 
     notes = [
         "Same initial weights, same batches (ours: rlhf_lib.sft.batches; TRL: the same pairs in that order with "

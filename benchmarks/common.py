@@ -1,7 +1,8 @@
 """What the three benchmarks share: flags, the GPT-2 and its tokenizer, precision, timing, memory, the JSON record.
 
-Each benchmark runs our implementation and TRL's counterpart in one process, one after the other, on copies of the
-same initial weights, and writes `benchmarks/results/<name>-<device>[-tiny].json`.
+Each benchmark runs our implementation and TRL's counterpart in one process, in turns (ours, TRL, TRL, ours with
+`--turns 2`), each turn on fresh copies of the same initial weights, and writes
+`benchmarks/results/<name>-<device>[-tiny].json`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from transformers import GPT2Config, PreTrainedTokenizerBase, TrainerCallback
@@ -43,6 +44,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--turns", type=int, default=2,
+                   help="timed runs per system, taken in turns ours-TRL-TRL-ours...: a machine that speeds up or "
+                        "slows down during the benchmark weighs on both alike")
     p.add_argument("--out", type=Path, default=None, help="JSON path (default: benchmarks/results/<name>-...json)")
     return p
 
@@ -173,13 +177,30 @@ def _reset_peak(device: torch.device) -> str:
         return "process peak RSS (resource.getrusage ru_maxrss) since the process started (could not be reset)"
 
 
-def system_figures(device: torch.device, seconds: float, amount: tuple[str, int], steps: tuple[str, int],
-                   memory: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One system's result, laid out alike in every benchmark: throughput = amount / seconds, the amount and the
-    number of timed steps under their names, the peak memory since `reset_memory` (read now), and the system's own
-    settings."""
-    return {"throughput": amount[1] / seconds, "seconds": seconds, amount[0]: amount[1], steps[0]: steps[1],
-            "peak_memory_mib": peak_memory_mib(device), **memory, **(settings or {})}
+def run_in_turns(run: Callable[[str], tuple[float, dict[str, Any]]], device: torch.device, turns: int
+                 ) -> dict[str, dict[str, Any]]:
+    """Call `run("ours")` and `run("trl")` `turns` times each, in the order ours, TRL, TRL, ours, ours, TRL...
+    (a drift in the machine's speed then costs both alike). `run` returns (timed seconds, the system's settings).
+    Per system: the seconds of each turn, its settings, and the peak memory of its first turn."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in range(2 * turns):
+        system = ("ours", "trl")[(k + k // 2) % 2]  # ours, trl, trl, ours, ours, trl, ...
+        memory = reset_memory(device)
+        seconds, settings = run(system)
+        if system not in out:
+            out[system] = {"seconds": [], "settings": settings, "memory": {"peak_memory_mib": peak_memory_mib(device),
+                                                                         **memory}}
+        out[system]["seconds"].append(seconds)
+    return out
+
+
+def system_figures(turns: dict[str, Any], amount: tuple[str, int], steps: tuple[str, int]) -> dict[str, Any]:
+    """One system's result, laid out alike in every benchmark: throughput = the amount of all turns / their seconds,
+    the seconds of each turn (their spread shows the noise), the amount and timed steps under their names, the peak
+    memory, and the system's own settings. `amount` and `steps` are per turn."""
+    n, seconds = len(turns["seconds"]), sum(turns["seconds"])
+    return {"throughput": amount[1] * n / seconds, "seconds": seconds, "seconds_per_turn": turns["seconds"],
+            amount[0]: amount[1] * n, steps[0]: steps[1] * n, **turns["memory"], **turns["settings"]}
 
 
 def peak_memory_mib(device: torch.device) -> float:
