@@ -255,7 +255,7 @@ def new_policy_and_value(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig) -> tup
 
     policy = load_sft(cfg)[0]
     if ppo_cfg.lora:
-        policy = with_lora(policy, ppo_cfg.lora_r, ppo_cfg.lora_alpha)
+        policy = with_lora(policy, ppo_cfg.lora_r, ppo_cfg.lora_alpha, cfg.seed)
     return policy, RewardModel.load(rm_dir(cfg.name), resolve_device(cfg.device))
 
 

@@ -100,13 +100,17 @@ def eval_loss(model: torch.nn.Module, examples: list[tuple[list[int], list[int]]
     return total / max(count, 1)
 
 
-def with_lora(model: torch.nn.Module, r: int, alpha: int) -> torch.nn.Module:
-    """Wrap GPT-2 with LoRA adapters on attention and MLP projections (peft); only the adapters train."""
+def with_lora(model: torch.nn.Module, r: int, alpha: int, seed: int = 0) -> torch.nn.Module:
+    """Wrap GPT-2 with LoRA adapters on attention and MLP projections (peft); only the adapters train.
+
+    The adapters' random start comes from `seed` alone, so a killed run finds its checkpoint again."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=r, lora_alpha=alpha, target_modules=["c_attn", "c_proj", "c_fc"], lora_dropout=0.0,
                         fan_in_fan_out=True, task_type="CAUSAL_LM")  # GPT-2's Conv1D stores weights transposed
-    return get_peft_model(model, config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return get_peft_model(model, config)
 
 
 def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train: list[SFTRecord],
@@ -208,7 +212,7 @@ def build_sft(profile_cfg: Any, progress: bool = True) -> dict[str, Any]:
     prefix = few_shot_prefix([(r.prompt, r.demonstration) for r in train])
     prompted_scores = sample_and_score(model, tokenizer, world, evals, cfg.sft, cfg.seed, prefix)[1]
     if cfg.sft.lora:
-        model = with_lora(model, cfg.sft.lora_r, cfg.sft.lora_alpha)
+        model = with_lora(model, cfg.sft.lora_r, cfg.sft.lora_alpha, cfg.seed)
     history = train_sft(model, tokenizer, train, valid, cfg.sft, step_dir(cfg.name, "sft"), cfg.seed,
                         on_epoch_end=lambda e, m: sample_and_score(m, tokenizer, world, evals, cfg.sft, cfg.seed)[1],
                         progress=progress, speed=cfg.speed)

@@ -5,6 +5,7 @@ from rlhf_lib import base_model as bm, sft
 from rlhf_lib.config import get_profile
 from rlhf_lib.data import SFTRecord
 from rlhf_lib.tokenizer import train_tokenizer
+from rlhf_lib.training import fingerprint
 
 PAIRS = [("Q: Where does Mira live?\nA:", " Mira lives in Oakridge."),
          ("Write a note to Tom.\n", "Dear Tom,\nPlease come over.\nBest wishes,\nMira"),
@@ -124,3 +125,14 @@ def test_lora_trains_adapters_only(tokenizer, cfg):
     assert trainable and all("lora_" in n for n in trainable)
     merged = model.merge_and_unload()
     assert not any("lora_" in n for n, _ in merged.named_parameters())
+
+
+def test_lora_adapters_start_from_the_seed_alone(tokenizer, cfg):
+    def adapters(seed, noise):
+        torch.manual_seed(noise)  # whatever ran before
+        model = sft.with_lora(bm.new_model(cfg.base, tokenizer, seed=0), r=4, alpha=8, seed=seed)
+        return {n: p.detach().clone() for n, p in model.named_parameters() if "lora_A" in n}
+
+    a, b, c = adapters(1, 123), adapters(1, 456), adapters(2, 123)
+    assert all(torch.equal(a[n], b[n]) for n in a) and not all(torch.equal(a[n], c[n]) for n in a)
+    assert fingerprint(*a.values()) == fingerprint(*b.values())  # so a killed LoRA run finds its checkpoint
