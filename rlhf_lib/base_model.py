@@ -182,9 +182,9 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     history: dict[str, list] = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_loss": []}
     step, elapsed = 0, 0.0
     ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, seed, model.config.vocab_size)}.pt"
-    ckpt = load_checkpoint(ckpt_path, device)
     inputs = fingerprint(model, train_ids)  # resume only a run from the same initial weights and corpus
-    if ckpt is not None and ckpt.get("inputs") == inputs:
+    ckpt = load_checkpoint(ckpt_path, device, inputs=inputs)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"])

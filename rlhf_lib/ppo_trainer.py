@@ -107,9 +107,9 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         else FixedKLController(cfg.beta)
     history: dict[str, Any] = {"step": [], "eval": []}
     start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
-    state = load_checkpoint(ckpt, device) if ckpt else None
-    if state is not None and (state.get("config"), state.get("seed"), state.get("inputs")) == (
-            dataclasses.asdict(cfg), seed, inputs):  # else afresh: a run of other settings or on other models
+    # resume only this very run: a checkpoint of other settings or made on other models is left alone
+    state = load_checkpoint(ckpt, device, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs) if ckpt else None
+    if state is not None:
         policy.load_state_dict(state["policy"])
         value_model.load_state_dict(state["value"])
         ema.load_state_dict(state["ema"])
@@ -123,6 +123,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     t0 = time.time() - (history["seconds"][-1] if history.get("seconds") else 0.0)
     if evaluate is not None and start == 0:
         history["eval"].append({"step": 0, **evaluate(ema, 0)})  # the SFT model itself, on the same prompts
+    budget = pass_tokens(device, speed)  # on a CPU: forward passes of similar-length episodes, less padding
     n_proc = process_info()[1]  # data parallel: each process rolls out and trains on its share of every batch
     if cfg.batch_size % n_proc or cfg.minibatch_size % n_proc:
         raise ValueError(f"ppo.batch_size ({cfg.batch_size}) and ppo.minibatch_size ({cfg.minibatch_size}) must be "
@@ -138,7 +139,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
             rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens,
                                      cfg.temperature, static_cache=speed.static_cache and on_cuda(device))
             groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
-            plans = [rollout.pieces(idx, pass_tokens(device, speed)) for idx in groups]  # reused by every epoch
+            plans = [rollout.pieces(idx, budget) for idx in groups]  # reused by every epoch
             old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, plans, cfg)
         # 3. per-token rewards and advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,

@@ -132,9 +132,9 @@ def train_sft(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, train:
                                "epoch_metrics": [], "train_seconds": 0.0}
     start_epoch, step = 0, 0
     ckpt_path = Path(out_dir) / "checkpoint.pt"
-    ckpt = load_checkpoint(ckpt_path, device)
     inputs = fingerprint(model, train_ex, valid_ex, seed)  # a kill's checkpoint, from this very base model and data
-    if ckpt is not None and (ckpt.get("config"), ckpt.get("inputs")) == (vars(cfg), inputs):
+    ckpt = load_checkpoint(ckpt_path, device, config=vars(cfg), inputs=inputs)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         history, start_epoch, step = ckpt["history"], ckpt["epoch"], ckpt["step"]

@@ -59,13 +59,17 @@ def save_checkpoint(path: Path, **state: Any) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any] | None:
-    """The checkpoint's state dict, or None when there is none."""
+def load_checkpoint(path: Path, device: torch.device | str = "cpu", **expected: Any) -> dict[str, Any] | None:
+    """The checkpoint's state dict; None when there is none, or when it belongs to another run: every `expected`
+    entry (config, seed, the inputs' `fingerprint`) must equal what the checkpoint stored under that name."""
     path = Path(path)
-    return torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+    state = torch.load(path, map_location=device, weights_only=False) if path.exists() else None
+    if state is None or any(state.get(k) != v for k, v in expected.items()):
+        return None
+    return state
 
 
-def fingerprint(*inputs: torch.nn.Module | torch.Tensor | str | None) -> str:
+def fingerprint(*inputs: Any) -> str:
     """A hash of what a training run starts from (weights, data): a checkpoint resumes only a run whose inputs are the
     same, never one that a changed reward model, SFT model or dataset has made stale."""
     h = hashlib.blake2b(digest_size=8)
@@ -74,7 +78,7 @@ def fingerprint(*inputs: torch.nn.Module | torch.Tensor | str | None) -> str:
             tensors = list(item.state_dict().values())
         elif isinstance(item, torch.Tensor):
             tensors = [item]
-        else:
+        else:  # plain data (ids, token lists, a seed): its repr
             h.update(repr(item).encode())
             continue
         for t in tensors:
