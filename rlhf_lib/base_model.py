@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,7 @@ def init_model(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadMo
         model.resize_token_embeddings(len(tokenizer))  # room for the PAD token we add
         model.config.pad_token_id = tokenizer.pad_token_id
     else:
-        model = new_model(cfg.base, tokenizer, cfg.seed)
+        model = new_model(cfg.base, tokenizer, cfg.base.seed)
     return model.to(resolve_device(cfg.device))
 
 
@@ -162,9 +163,68 @@ def unigram_perplexity(train_ids: torch.Tensor, target_ids: torch.Tensor, vocab_
     return math.exp(-logp[target_ids.flatten()].mean().item())
 
 
+_NOT_TRAINING = ("seed", "shipped_weights", "eval_every", "eval_batches", "checkpoint_every", "n_samples",
+                 "sample_tokens")
+"""BaseConfig fields that are not part of the key of pretrained weights (the seed is passed on its own)."""
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
+"""Pretrained weights that ship with the repository, one folder per training config (`ship_pretrained`)."""
+
+
 def _config_hash(cfg: BaseConfig, seed: int, vocab_size: int) -> str:
-    blob = json.dumps({"base": asdict(cfg), "seed": seed, "vocab": vocab_size}, sort_keys=True)
+    training = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
+    blob = json.dumps({"base": training, "seed": seed, "vocab": vocab_size}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def shipped_path(cfg: BaseConfig, seed: int, vocab_size: int) -> Path:
+    """`data/pretrained/<layers>x<width>-<hash of the training config>/`."""
+    return SHIPPED_DIR / f"{cfg.n_layer}x{cfg.n_embd}-{_config_hash(cfg, seed, vocab_size)}"
+
+
+def ship_pretrained(model: GPT2LMHeadModel, history: dict[str, Any], cfg: BaseConfig, seed: int,
+                    train_ids: torch.Tensor) -> Path:
+    """Store finished pretraining (fp16 weights, the loss history, what it was trained on) for `pretrain` to reuse.
+
+    fp16 halves the size in git; the weights are used in fp32 again after loading."""
+    from safetensors.torch import save_file
+
+    if not history.get("finished"):
+        raise ValueError("Only a finished pretraining run can be shipped; run `pretrain` to the end first.")
+    weights = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()
+               if k != "lm_head.weight"}  # tied to the token embedding
+    machine = f"{os.cpu_count()} CPU cores" if model.device.type == "cpu" else torch.cuda.get_device_name(model.device)
+    record = {"config": asdict(cfg), "seed": seed, "corpus": fingerprint(train_ids), "torch": torch.__version__,
+              "machine": machine, "history": history}
+
+    def _save(tmp: Path) -> None:
+        save_file(weights, str(tmp / "model.safetensors"))
+        (tmp / "pretraining.json").write_text(json.dumps(record) + "\n")
+    return save_atomic(shipped_path(cfg, seed, model.config.vocab_size), _save)
+
+
+def load_shipped(model: GPT2LMHeadModel, cfg: BaseConfig, seed: int, train_ids: torch.Tensor
+                 ) -> dict[str, Any] | None:
+    """Load shipped weights into `model` and return their pretraining history, or None when none were trained with
+    this config, seed and corpus."""
+    from safetensors.torch import load_file
+
+    path = shipped_path(cfg, seed, model.config.vocab_size)
+    if not (path / "pretraining.json").exists():
+        return None
+    record = json.loads((path / "pretraining.json").read_text())
+    if record["corpus"] != fingerprint(train_ids):
+        print(f"The weights in {path} were pretrained on another corpus or tokenizer: pretraining here instead.")
+        return None
+    weights = load_file(str(path / "model.safetensors"))
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+    if unexpected or set(missing) - {"lm_head.weight"}:
+        raise ValueError(f"{path} does not fit this model (missing {missing}, unexpected {unexpected}); delete it "
+                         "or set base.shipped_weights=False.")
+    model.tie_weights()
+    repo = Path(__file__).resolve().parent.parent
+    where = path.relative_to(repo) if path.is_relative_to(repo) else path
+    return {**record["history"], "shipped": str(where), "machine": record["machine"]}
 
 
 def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch.Tensor, cfg: BaseConfig,
@@ -174,8 +234,15 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
 
     Writes `out_dir/checkpoint-<hash>.pt` every `cfg.checkpoint_every` steps (atomically) and resumes from it when
     called again with the same config, so a killed run loses at most `checkpoint_every` steps. `stop_after` ends
-    this call after that many steps, as if killed (time-boxing, tests).
+    this call after that many steps, as if killed (time-boxing, tests). With `cfg.shipped_weights`, weights shipped in
+    `data/pretrained/` for this very config, seed and corpus are loaded instead, with their history.
     """
+    shipped = load_shipped(model, cfg, seed, train_ids) if cfg.shipped_weights else None
+    if shipped is not None:
+        print(f"Loaded the pretrained weights that ship in {shipped['shipped']}: {shipped['step'][-1]} steps, "
+              f"{shipped['train_seconds'] / 60:.0f} min on {shipped['machine']} (base.shipped_weights=False pretrains "
+              "here).")
+        return shipped
     device = next(model.parameters()).device
     optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
     gen = torch.Generator().manual_seed(seed)
@@ -306,7 +373,8 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     if cfg.base.hub_model:
         history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}
     else:
-        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.seed, progress=progress, speed=cfg.speed)
+        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.base.seed, progress=progress,
+                           speed=cfg.speed)
     block = min(cfg.base.block_size, model.config.n_positions)
     metrics = {**evaluate_base(model, train_ids, heldout_ids, block), **base_summary(cfg, model, tokenizer, history)}
     save_base(model, tokenizer, model_dir(cfg.name))
@@ -314,9 +382,30 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     return metrics
 
 
+def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
+    """The maintainers' step after a change to the world, the corpus or the pretraining config: pretrain the profile's
+    base model and its larger sibling GPT-L here (resuming from checkpoints) and ship both in `data/pretrained/`.
+
+        python -m rlhf_lib.train ship --profile default
+    """
+    from rlhf_lib.baselines import large_config
+
+    tokenizer = get_tokenizer(cfg)
+    train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
+    shipped = {}
+    for name, base_cfg in (("base", cfg.base), ("large", large_config(cfg))):
+        base_cfg = replace(base_cfg, shipped_weights=False)
+        model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
+        history = pretrain(model, train_ids, heldout_ids, base_cfg, step_dir(cfg.name, "base"), base_cfg.seed,
+                           progress=progress, speed=cfg.speed)
+        shipped[name] = str(ship_pretrained(model, history, base_cfg, base_cfg.seed, train_ids))
+    return shipped
+
+
 def base_summary(cfg: Profile, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                  history: dict[str, Any]) -> dict[str, Any]:
     """The non-perplexity part of `base/metrics.json`."""
     return {"train_seconds": history["train_seconds"], "tokens_seen": history["tokens_seen"],
             "n_params": n_params(model), "vocab_size": len(tokenizer), "profile": cfg.name,
-            "hub_model": cfg.base.hub_model, "final_train_loss": (history.get("train_loss") or [None])[-1]}
+            "hub_model": cfg.base.hub_model, "final_train_loss": (history.get("train_loss") or [None])[-1],
+            "shipped_weights": history.get("shipped")}

@@ -92,7 +92,7 @@ def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, P
     _, tokenizer = load_base(cfg)
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     base_cfg = large_config(cfg)
-    model = new_model(base_cfg, tokenizer, cfg.seed).to(resolve_device(cfg.device))
-    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, cfg.seed, progress=progress, speed=cfg.speed)
+    model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
+    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, base_cfg.seed, progress=progress, speed=cfg.speed)
     save_base(model, tokenizer, path)
     return model, tokenizer

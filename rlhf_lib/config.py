@@ -62,6 +62,12 @@ class BaseConfig:
 
     hub_model: str | None = None
     """Hugging Face hub name (e.g. "gpt2") to load instead of pretraining; None pretrains offline."""
+    seed: int = 0
+    """Seed of the initial weights and of the pretraining batches. It stays fixed when the pipeline repeats the
+    training steps with other seeds (`--seeds`): the base model is given, as GPT-3 was for the paper."""
+    shipped_weights: bool = True
+    """Use the pretrained weights that ship in `data/pretrained/` when they were trained with exactly this config,
+    seed and corpus (the way one downloads GPT-2 rather than pretraining it); False, or no match: pretrain here."""
     n_layer: int = 4
     """Transformer blocks."""
     n_head: int = 4
@@ -78,8 +84,9 @@ class BaseConfig:
     """Learning rate at the end of the cosine schedule."""
     warmup_steps: int = 100
     """Linear warm-up steps."""
-    max_steps: int = 500
-    """Optimisation steps."""
+    max_steps: int = 2000
+    """Optimisation steps (default profile: 8 passes over the corpus, 24 min on 2 CPU cores, the run whose weights
+    ship in `data/pretrained/`; at 500 steps the model answered 29% of closed-book questions, at 1000 74%)."""
     weight_decay: float = 0.1
     """AdamW weight decay on matrices (not on biases, LayerNorms)."""
     grad_clip: float = 1.0
@@ -362,7 +369,7 @@ class Profile:
     name: str = "default"
     """Profile name; also the artifacts sub-folder."""
     seed: int = 0
-    """Seed of training (model initialisation, data order, sampling)."""
+    """Seed of training from SFT on (model initialisation, data order, sampling); pretraining has `base.seed`."""
     device: str = "auto"
     """"auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
     offline: bool = True

@@ -127,3 +127,79 @@ def test_build_and_load_base_offline_without_network(tmp_path, monkeypatch):
     assert metrics["train_seconds"] > 0 and metrics["n_params"] > 0
     model, tok = bm.load_base(cfg)  # now found on disk, not rebuilt
     assert tok.pad_token_id != tok.eos_token_id and model.config.vocab_size == len(tok)
+
+
+def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus(tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setattr(bm, "SHIPPED_DIR", tmp_path / "pretrained")
+    cfg = tiny_cfg(max_steps=12, lr=1e-2)
+    ids = bm.encode_documents(tokenizer, TEXTS)
+    trained = bm.new_model(cfg.base, tokenizer, seed=0)
+    hist = bm.pretrain(trained, ids, ids, cfg.base, tmp_path / "run", seed=0, progress=False)
+    with pytest.raises(ValueError, match="finished"):
+        bm.ship_pretrained(trained, {**hist, "finished": False}, cfg.base, 0, ids)
+    path = bm.ship_pretrained(trained, hist, cfg.base, 0, ids)
+    assert (path / "model.safetensors").exists() and path.parent == tmp_path / "pretrained"
+
+    # Same config and corpus: the shipped weights (fp16) and history come back, and nothing trains.
+    loaded = bm.new_model(cfg.base, tokenizer, seed=1)
+    again = bm.pretrain(loaded, ids, ids, cfg.base, tmp_path / "run2", seed=0, progress=False)
+    assert again["shipped"] == str(path) and again["train_loss"] == hist["train_loss"]
+    assert not (tmp_path / "run2").exists()
+    for (name, p), q in zip(trained.named_parameters(), loaded.parameters()):
+        torch.testing.assert_close(p, q, atol=1e-3, rtol=1e-3, msg=name)
+    assert loaded.lm_head.weight.data_ptr() == loaded.transformer.wte.weight.data_ptr()  # still tied
+    x = ids[:16][None]
+    torch.testing.assert_close(loaded(x).logits, trained(x).logits, atol=2e-2, rtol=1e-2)
+
+    # A setting that does not change the weights keeps the match; one that does, another corpus, or opting out train.
+    assert bm.shipped_path(tiny_cfg(max_steps=12, lr=1e-2, eval_every=3).base, 0, len(tokenizer)) == path
+    assert bm.shipped_path(tiny_cfg(max_steps=13, lr=1e-2).base, 0, len(tokenizer)) != path
+    assert bm.shipped_path(cfg.base, 1, len(tokenizer)) != path
+    other = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids.flip(0), ids, cfg.base, tmp_path / "r3",
+                        seed=0, progress=False)
+    opted_out = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids,
+                            tiny_cfg(max_steps=12, lr=1e-2, shipped_weights=False).base, tmp_path / "r4", seed=0,
+                            progress=False)
+    assert "shipped" not in other and "shipped" not in opted_out
+    assert opted_out["train_loss"] == pytest.approx(hist["train_loss"])
+
+
+def test_the_ship_stage_pretrains_both_base_models_and_later_builds_load_them(tmp_path, monkeypatch, capsys):
+    from rlhf_lib import train
+    from rlhf_lib.baselines import load_large_base
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setattr(bm, "SHIPPED_DIR", tmp_path / "pretrained")
+    overrides = {"base.max_steps": 6, "base.eval_every": 3, "world.corpus_chars": 40_000, "eval.large_n_layer": 2,
+                 "eval.large_n_embd": 48, "eval.large_n_head": 2}
+    monkeypatch.setattr(train, "get_profile", lambda name: get_profile(name, overrides))
+    assert train.main(["ship", "--profile", "smoke"]) == 0
+    assert len(list((tmp_path / "pretrained").glob("*/model.safetensors"))) == 2
+
+    cfg = get_profile("smoke", overrides)
+    capsys.readouterr()
+    metrics = bm.build_base(cfg, progress=False)  # the shipped weights, not a new run
+    assert metrics["shipped_weights"] and metrics["tokens_seen"] == 6 * cfg.base.batch_size * cfg.base.block_size
+    assert not list((tmp_path / "artifacts" / "smoke" / "base").glob("checkpoint-*.pt"))
+    large, _ = load_large_base(cfg, progress=False)
+    assert large.config.n_layer == 2 and large.config.n_embd == 48
+    assert capsys.readouterr().out.count("Loaded the pretrained weights that ship in") == 2
+
+
+def test_the_default_profile_finds_its_shipped_weights():
+    """The repository's pretrained weights fit the default profile as it is: a change to the world, the corpus, the
+    tokenizer or the pretraining config must ship new ones (`python -m rlhf_lib.train ship --profile default`), or
+    every default run would quietly pretrain for an hour first."""
+    import json
+
+    from rlhf_lib.baselines import large_config
+
+    cfg = get_profile("default")
+    tokenizer = bm.get_tokenizer(cfg)
+    corpus = bm.fingerprint(bm.corpus_ids(cfg.world, tokenizer, "train"))
+    for base_cfg in (cfg.base, large_config(cfg)):
+        path = bm.shipped_path(base_cfg, base_cfg.seed, len(tokenizer))
+        assert (path / "model.safetensors").exists(), f"no shipped weights for {base_cfg}: run the ship stage"
+        record = json.loads((path / "pretraining.json").read_text())
+        assert record["corpus"] == corpus and record["history"]["finished"]
+        assert record["history"]["step"][-1] == base_cfg.max_steps
