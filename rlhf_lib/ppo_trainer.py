@@ -282,9 +282,15 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
     ref = None if ppo_cfg.lora else s["ref"]
 
     def evaluate(model: torch.nn.Module, step: int) -> dict[str, float]:
-        m = sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
-                               ppo_cfg.max_new_tokens, ppo_cfg.temperature, cfg.seed + 7)
-        return summarize_policy(m)
+        key = ("sft_eval", ppo_cfg.max_new_tokens, ppo_cfg.temperature)  # step 0 is SFT itself: once per setup
+        if step == 0 and key in s:
+            return s[key]
+        m = summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
+                                                s["eval_records"], ppo_cfg.max_new_tokens, ppo_cfg.temperature,
+                                                cfg.seed + 7))
+        if step == 0:
+            s[key] = m
+        return m
 
     out_dir = step_dir(cfg.name, "ppo") / run
     history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,

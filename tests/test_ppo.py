@@ -420,3 +420,31 @@ def test_lora_reference_is_the_policy_with_adapters_off(tokenizer, base_cfg):
     ro = rollout_of(original, tokenizer)
     with lora.disable_adapter():
         torch.testing.assert_close(response_logprobs(lora, ro), response_logprobs(original, ro))
+
+
+def test_runs_of_one_setup_measure_the_sft_model_once(tokenizer, base_cfg, tmp_path, monkeypatch):
+    """Every run's curve starts at step 0, the SFT model itself: measured by the first run, reused by the next."""
+    from rlhf_lib import policy_eval
+    from rlhf_lib import ppo_trainer as T
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
+    policy, ref, value, reward = parts(tokenizer, base_cfg)
+    monkeypatch.setattr(T, "new_policy_and_value", lambda cfg, s, c: (copy.deepcopy(policy), copy.deepcopy(value)))
+    monkeypatch.setattr(T, "gold_scorer", lambda world: lambda recs, texts: [float(len(t)) for t in texts])
+    measured = []
+
+    def fake_measure(model, ref_policy, rm, tok, world, recs, max_new_tokens, temperature, seed):
+        measured.append(max_new_tokens)
+        return {"rm": [1.0, 2.0], "gold": [3.0, 5.0], "kl": [0.0, 0.0]}
+
+    monkeypatch.setattr(policy_eval, "sample_and_measure", fake_measure)
+    cfg = get_profile("smoke", {"ppo.steps": 2, "ppo.eval_every": 1, "ppo.batch_size": 4, "ppo.minibatch_size": 2,
+                                "ppo.ppo_epochs": 1, "ppo.max_new_tokens": 4})
+    s = {"ref": ref, "tokenizer": tokenizer, "reward_model": reward, "world": None, "prompts": records(8),
+         "eval_records": records(2)}
+    first = T.run_ppo(cfg, s, "a", progress=False)
+    second = T.run_ppo(cfg, s, "b", progress=False, beta=0.5)
+    assert measured == [4] * 5  # steps 0, 1, 2 of the first run; steps 1, 2 of the second
+    assert first["eval"][0] == second["eval"][0] and (first["eval"][0]["step"], first["eval"][0]["gold"]) == (0, 4.0)
+    T.run_ppo(cfg, s, "c", progress=False, max_new_tokens=3)  # another sampling length measures SFT anew
+    assert measured[5] == 3
