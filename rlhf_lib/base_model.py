@@ -1,7 +1,8 @@
 """The base language model: a GPT-2 pretrained from scratch on the world's corpus, or the real GPT-2 (notebook 00).
 
-The paper starts from GPT-3; we start from a `transformers.GPT2LMHeadModel`. Offline profiles pretrain it here, in
-minutes on a laptop CPU; the `gpt2` profile loads the hub weights instead. Every later notebook calls `load_base`,
+The paper starts from GPT-3; we start from a `transformers.GPT2LMHeadModel`. Offline profiles pretrain it here (the
+default profile's finished weights ship in `data/pretrained/`, and `pretrain` loads them when config, seed and corpus
+match); the `gpt2` profile loads the hub weights instead. Every later notebook calls `load_base`,
 which builds the model when it is missing, so each notebook runs alone.
 """
 
