@@ -38,7 +38,7 @@ def test_overrides_by_dotted_name():
 
 
 @pytest.mark.parametrize("key, message", [
-    ("base.nope", "Valid fields of base: hub_model, n_layer"),
+    ("base.nope", "Valid fields of base: hub_model, seed, shipped_weights, n_layer"),
     ("nope", "Valid fields of the profile: name, seed"),
     ("world.seed.x", "is a value, not a group"),
     ("base", "is a group"),
