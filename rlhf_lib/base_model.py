@@ -168,7 +168,8 @@ _NOT_TRAINING = ("seed", "shipped_weights", "eval_every", "eval_batches", "check
                  "sample_tokens")
 """BaseConfig fields that are not part of the key of pretrained weights (the seed is passed on its own)."""
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data" / "pretrained"
+_REPO = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = _REPO / "data" / "pretrained"
 """Pretrained weights that ship with the repository, one folder per training config (`ship_pretrained`)."""
 
 
@@ -223,8 +224,7 @@ def load_shipped(model: GPT2LMHeadModel, cfg: BaseConfig, seed: int, train_ids: 
         raise ValueError(f"{path} does not fit this model (missing {missing}, unexpected {unexpected}); delete it "
                          "or set base.shipped_weights=False.")
     model.tie_weights()
-    repo = Path(__file__).resolve().parent.parent
-    where = path.relative_to(repo) if path.is_relative_to(repo) else path
+    where = path.relative_to(_REPO) if path.is_relative_to(_REPO) else path
     return {**record["history"], "shipped": str(where), "machine": record["machine"]}
 
 
