@@ -67,18 +67,18 @@ def build_ppo_ptx(cfg: Any, progress: bool = True) -> dict[str, Any]:
     """Notebook 05 without the plots: PPO-ptx, the larger-beta run and the gamma sweep, all measured."""
     from rlhf_lib.artifacts import write_metrics
     from rlhf_lib.base_model import load_base
-    from rlhf_lib.ppo_trainer import load_ppo, run_ppo, setup
+    from rlhf_lib.ppo_trainer import load_ppo, run_ppo_runs, setup
 
     s = setup(cfg)
     benchmarks, heldout = benchmarks_for(cfg), heldout_ids_for(cfg, s["tokenizer"])
+    sweep_runs = {f"ptx_sweep_{gamma:g}": {"ptx_coef": gamma} for gamma in cfg.ppo.ptx_sweep}
+    runs = run_ppo_runs(cfg, s, {"ppo_ptx": {"ptx_coef": cfg.ppo.ptx_coef_05},
+                                 "ppo_big_beta": {"beta": cfg.ppo.big_beta}, **sweep_runs}, progress)
     policies = {"base": load_base(cfg)[0], "sft": s["ref"], "ppo": load_ppo(cfg)[0],
-                "ppo_ptx": run_ppo(cfg, s, "ppo_ptx", progress, ptx_coef=cfg.ppo.ptx_coef_05)["ema"],
-                "ppo_big_beta": run_ppo(cfg, s, "ppo_big_beta", progress, beta=cfg.ppo.big_beta)["ema"]}
+                "ppo_ptx": runs["ppo_ptx"]["ema"], "ppo_big_beta": runs["ppo_big_beta"]["ema"]}
     models = {name: evaluate_model(cfg, s, p, benchmarks, heldout) for name, p in policies.items()}
-    sweep = {}
-    for gamma in cfg.ppo.ptx_sweep:
-        policy = run_ppo(cfg, s, f"ptx_sweep_{gamma:g}", progress, ptx_coef=gamma)["ema"]
-        sweep[f"{gamma:g}"] = evaluate_model(cfg, s, policy, benchmarks, heldout)
+    sweep = {name.removeprefix("ptx_sweep_"): evaluate_model(cfg, s, runs[name]["ema"], benchmarks, heldout)
+             for name in sweep_runs}
     metrics = {**models, "sweep": sweep, "findings": tax_findings(models)}
     write_metrics(cfg.name, "ppo_ptx", metrics)
     return metrics

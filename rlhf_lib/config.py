@@ -342,8 +342,8 @@ class EvalConfig:
 
 @dataclass
 class SpeedConfig:
-    """Speed-ups (`rlhf_lib.speed`). All but the last act on CUDA only, so the CPU path is plain fp32 whatever they
-    say; the last acts on a CPU only."""
+    """Speed-ups (`rlhf_lib.speed`). All but the last two act on CUDA only, so the CPU path is plain fp32 whatever
+    they say; the last two act on a CPU only."""
 
     bf16: bool = True
     """bf16 autocast in the training loops (weights, optimizer state and losses stay fp32)."""
@@ -361,6 +361,9 @@ class SpeedConfig:
     """On a CPU, PPO and reward-model training run a minibatch as several forward passes of at most this many
     tokens (rows x longest row), rows sorted by length and each pass cut to its own longest row: the gradient is
     the minibatch's, the padding is not computed. None: one pass per minibatch (what a GPU prefers)."""
+    side_by_side: int = 3
+    """On a CPU, independent PPO runs of one notebook train in up to this many processes at once, each with an equal
+    share of the cores (1: one after another, in this process). Same runs, sooner (`rlhf_lib.speed`)."""
 
 
 @dataclass

@@ -84,13 +84,14 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
               reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: list[PromptRecord],
               cfg: PPOConfig, seed: int, out_dir: Path | None = None, ptx_ids: torch.Tensor | None = None,
-              evaluate: Any = None, gold: Any = None, progress: bool = True, speed: SpeedConfig = SpeedConfig()
-              ) -> dict[str, Any]:
+              evaluate: Any = None, gold: Any = None, progress: bool = True, speed: SpeedConfig = SpeedConfig(),
+              on_step: Any = None) -> dict[str, Any]:
     """Optimise `policy` (in place) with PPO; returns the history and `history["ema"]`, the EMA policy.
 
     `gold(records, texts) -> list[float]` scores samples with the simulated labelers' gold utility (diagnostics
     only: it never reaches the loss). `evaluate(policy, step) -> dict` runs every `cfg.eval_every` batches.
     Resumes from `out_dir/checkpoint.pt` after a kill. `speed` switches the GPU speed-ups (`rlhf_lib.speed`).
+    `on_step(row)` sees each rollout batch's diagnostics as they are logged.
     """
     device = next(policy.parameters()).device
     for m in (policy, value_model):
@@ -116,7 +117,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
         opt.load_state_dict(state["opt"])
         value_opt.load_state_dict(state["value_opt"])
         kl_ctl.beta, history, start = state["beta"], state["history"], state["step"]
-        print(f"Resuming PPO from rollout batch {start} ({ckpt}).")
+        print(f"PPO run already complete: loaded from {ckpt}." if start >= cfg.steps else
+              f"Resuming PPO from rollout batch {start} ({ckpt}).")
     rng = random.Random(seed)
     order = [i for _ in range(math.ceil(cfg.steps * cfg.batch_size / len(prompts)) + 1)
              for i in rng.sample(range(len(prompts)), len(prompts))]
@@ -193,6 +195,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
             history.setdefault(k, []).append(v)
         history.setdefault("seconds", []).append(time.time() - t0)
         bar.set_postfix(rm=f"{row['rm_score']:.2f}", kl=f"{row['kl']:.2f}", gold=f"{row['gold']:.2f}")
+        if on_step is not None:
+            on_step(row)
         if not math.isfinite(row["kl"]) or row["kl"] > cfg.max_kl:
             raise RuntimeError(f"The KL to the SFT model reached {row['kl']:.1f} nats per response at rollout batch "
                                f"{step + 1} (limit ppo.max_kl={cfg.max_kl}): the policy is running away from SFT. "
@@ -267,11 +271,12 @@ def gold_scorer(world: Any) -> Any:
     return lambda records, texts: [r["gold"] for r in score_samples(world, records, texts)]
 
 
-def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True, **changes: Any
-            ) -> dict[str, Any]:
+def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True, on_step: Any = None,
+            **changes: Any) -> dict[str, Any]:
     """One PPO run with `cfg.ppo` plus `changes` (e.g. beta=0.1, ptx_coef=1.0); saves the EMA policy.
 
     Returns the history; `history["ema"]` is the EMA policy (the one evaluated), `history["eval"]` the curves.
+    A run that finished before (same settings, same models) is loaded from its checkpoint, not trained again.
     """
     from rlhf_lib.artifacts import step_dir
     from rlhf_lib.base_model import save_base
@@ -295,13 +300,38 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
     out_dir = step_dir(cfg.name, "ppo") / run
     history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,
                         cfg.seed, out_dir, pretraining_ids(cfg, s) if ppo_cfg.ptx_coef > 0 else None, evaluate,
-                        gold_scorer(s["world"]), progress, cfg.speed)
+                        gold_scorer(s["world"]), progress, cfg.speed, on_step)
     ema = history["ema"]
     if ppo_cfg.lora:
         ema = ema.merge_and_unload()
         history["ema"] = ema
     save_base(ema, s["tokenizer"], model_dir(cfg.name, run))
     return history
+
+
+def _run_in_child(ticks: Any, cfg: Any, run: str, changes: dict[str, Any]) -> None:
+    """One run of `run_ppo_runs` in its own process: it builds its own setup and reports each rollout batch."""
+    new: list[dict] = []
+    history = run_ppo(cfg, setup(cfg), run, progress=False, on_step=lambda row: (new.append(row), ticks.put(1)),
+                      **changes)
+    ticks.put(len(history["step"]) - len(new))  # a resumed run's earlier batches, so that the bar ends full
+
+
+def run_ppo_runs(cfg: Any, s: dict[str, Any], runs: dict[str, dict[str, Any]], progress: bool = True
+                 ) -> dict[str, dict[str, Any]]:
+    """Independent PPO runs, {name: changes to cfg.ppo}; returns {name: history} as `run_ppo` gives them.
+
+    On a CPU they train `cfg.speed.side_by_side` at a time in child processes (`rlhf_lib.speed.side_by_side`); each
+    child checkpoints its run when it finishes, and `run_ppo` here then loads that run instead of training it.
+    """
+    from rlhf_lib.base_model import resolve_device
+    from rlhf_lib.speed import side_by_side
+
+    workers = min(cfg.speed.side_by_side, len(runs))
+    if workers > 1 and resolve_device(cfg.device).type == "cpu":
+        side_by_side(_run_in_child, {name: (cfg, name, changes) for name, changes in runs.items()}, workers,
+                     cfg.ppo.steps * len(runs), f"PPO runs {', '.join(runs)} ({workers} at once)", progress)
+    return {name: run_ppo(cfg, s, name, progress, **changes) for name, changes in runs.items()}
 
 
 def compare_with_sft(cfg: Any, s: dict[str, Any], policies: dict[str, torch.nn.Module]) -> dict[str, dict]:
@@ -340,8 +370,7 @@ def build_ppo(cfg: Any, progress: bool = True) -> dict[str, Any]:
     from rlhf_lib.artifacts import write_metrics
 
     s = setup(cfg)
-    histories = {"ppo": run_ppo(cfg, s, "ppo", progress),
-                 "small_beta": run_ppo(cfg, s, "small_beta", progress, beta=cfg.ppo.small_beta)}
+    histories = run_ppo_runs(cfg, s, {"ppo": {}, "small_beta": {"beta": cfg.ppo.small_beta}}, progress)
     measured = compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": histories["ppo"]["ema"]})
     metrics = ppo_metrics(measured, histories)
     write_metrics(cfg.name, "ppo", metrics)

@@ -448,3 +448,50 @@ def test_runs_of_one_setup_measure_the_sft_model_once(tokenizer, base_cfg, tmp_p
     assert first["eval"][0] == second["eval"][0] and (first["eval"][0]["step"], first["eval"][0]["gold"]) == (0, 4.0)
     T.run_ppo(cfg, s, "c", progress=False, max_new_tokens=3)  # another sampling length measures SFT anew
     assert measured[5] == 3
+
+
+def test_a_finished_run_is_loaded_and_side_by_side_runs_train_each_run_once(tokenizer, base_cfg, tmp_path,
+                                                                              monkeypatch):
+    """`run_ppo_runs`: each child trains its run and reports every rollout batch; this process then loads the
+    finished runs from their checkpoints (no rollout at all) and returns the children's histories."""
+    import queue
+
+    from rlhf_lib import policy_eval, speed
+    from rlhf_lib import ppo_trainer as T
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
+    policy, ref, value, reward = parts(tokenizer, base_cfg)
+    monkeypatch.setattr(T, "new_policy_and_value", lambda cfg, s, c: (copy.deepcopy(policy), copy.deepcopy(value)))
+    monkeypatch.setattr(T, "gold_scorer", lambda world: lambda recs, texts: [float(len(t)) for t in texts])
+    monkeypatch.setattr(policy_eval, "sample_and_measure", lambda *a: {"rm": [1.0, 2.0], "gold": [3.0, 5.0],
+                                                                       "kl": [0.0, 0.0]})
+    cfg = get_profile("smoke", {"ppo.steps": 2, "ppo.batch_size": 4, "ppo.minibatch_size": 2, "ppo.ppo_epochs": 1,
+                                "ppo.max_new_tokens": 4, "speed.side_by_side": 2, "device": "cpu"})
+    s = {"ref": ref, "tokenizer": tokenizer, "reward_model": reward, "world": None, "prompts": records(8),
+         "eval_records": records(2)}
+    monkeypatch.setattr(T, "setup", lambda c: s)
+    children: dict[str, dict] = {}
+
+    def in_this_process(job, jobs, workers, total_ticks, desc, progress):  # stands in for the spawned children
+        assert workers == 2 and total_ticks == 2 * cfg.ppo.steps
+        ticks = queue.Queue()
+        for name, args in jobs.items():
+            job(ticks, *args)
+            children[name] = T.run_ppo(cfg, s, name, progress=False, **args[2])  # loaded: the child finished it
+        assert sum(ticks.get() for _ in range(ticks.qsize())) == total_ticks  # the bar ends full, resumed or not
+        monkeypatch.setattr(T, "sample_rollout", no_rollouts)  # from here on, this process must only load
+        return {}
+
+    def no_rollouts(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(speed, "side_by_side", in_this_process)
+    out = T.run_ppo_runs(cfg, s, {"a": {}, "b": {"beta": 0.5}}, progress=False)
+    monkeypatch.setattr(T, "sample_rollout", sample_rollout)
+    again = T.run_ppo_runs(cfg, s, {"a": {}, "b": {"beta": 0.5}}, progress=False)
+    for name in ("a", "b"):
+        assert out[name]["step"] == again[name]["step"] == children[name]["step"] == [1, 2]
+        assert out[name]["kl"] == again[name]["kl"]
+        for p, q in zip(out[name]["ema"].parameters(), again[name]["ema"].parameters()):
+            torch.testing.assert_close(p, q)
+    assert out["a"]["beta"] != out["b"]["beta"]

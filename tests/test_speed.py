@@ -1,6 +1,7 @@
 """The GPU speed-ups leave the CPU path exactly as it was, and the profile switches them."""
 
 import contextlib
+import os
 
 import pytest
 import torch
@@ -71,3 +72,21 @@ def test_length_pieces_cover_every_row_once_within_the_budget():
 def test_pass_budget_is_for_the_cpu_only():
     cfg = SpeedConfig(cpu_pass_tokens=512)
     assert speed.pass_tokens("cpu", cfg) == 512 and speed.pass_tokens("cuda", cfg) is None
+
+
+def test_side_by_side_runs_each_job_in_its_own_process_with_a_share_of_the_threads():
+    from side_by_side_jobs import square
+
+    out = speed.side_by_side(square, {"a": (3, 2), "b": (4, 5)}, workers=2, total_ticks=7, desc="test",
+                             progress=False)
+    assert {k: v[0] for k, v in out.items()} == {"a": 9, "b": 16}
+    assert {v[1] for v in out.values()} == {max(1, torch.get_num_threads() // 2)}
+    assert os.getpid() not in {v[2] for v in out.values()}
+
+
+def test_side_by_side_raises_a_jobs_error_with_its_message():
+    from side_by_side_jobs import fail
+
+    with pytest.raises(ValueError, match="ppo.lr is too high"):
+        speed.side_by_side(fail, {"a": ("ppo.lr is too high",)}, workers=2, total_ticks=1, desc="test",
+                           progress=False)
