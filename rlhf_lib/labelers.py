@@ -219,6 +219,25 @@ def axes_model_accuracy(train_feats: list[np.ndarray], train_rankings: list[list
     return noise_free_accuracy(scores, valid_rankings), w
 
 
+def reading_accuracy(scores: list[np.ndarray], feats: list[np.ndarray]) -> dict[str, tuple[float, int]]:
+    """How often `scores` order two completions of one prompt as the gold utility does, by what tells them apart:
+    {axis: (accuracy, pairs)} for pairs that differ in that one axis only, and "several axes". Pairs the gold
+    utility ties are left out; equal scores count half. Which axes can a reward model read from the text?"""
+    gold = gold_weights()
+    counts: dict[str, list[float]] = {}
+    for s, f in zip(scores, feats):
+        u = f @ gold
+        for i, j in combinations(range(len(u)), 2):
+            if abs(u[i] - u[j]) <= 1e-9:
+                continue
+            differ = [a for k, a in enumerate(AXES) if abs(f[i, k] - f[j, k]) > 1e-9]
+            kind = differ[0] if len(differ) == 1 else "several axes"
+            better, worse = (i, j) if u[i] > u[j] else (j, i)
+            right = 1.0 if s[better] > s[worse] else 0.5 if s[better] == s[worse] else 0.0
+            counts.setdefault(kind, []).append(right)
+    return {kind: (float(np.mean(v)), len(v)) for kind, v in counts.items()}
+
+
 def calibrate_noise(pool: list[Labeler], items: list[tuple[list[str], list[Checks]]], group: str, target: float,
                     seed: int = 0, lo: float = 0.0, hi: float = 8.0, iters: int = 14) -> float:
     """Bisect the group's noise level so that its mean pairwise agreement on `items` is `target`.

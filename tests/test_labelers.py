@@ -99,6 +99,22 @@ def test_noise_free_accuracy_counts_equal_scores_as_a_coin_flip():
                                                                                             [[1, 2]])  # ties skipped
 
 
+def test_reading_accuracy_sorts_pairs_by_the_axis_that_tells_them_apart():
+    #         attempts follows truthful appropriate correct length courtesy    gold utility
+    f = np.array([[1, 1, 1, 1, 1, 0.5, 0],   # 7.5
+                  [1, 1, 1, 1, 0, 0.5, 0],   # 6.0  a wrong answer
+                  [1, 1, 0, 1, 1, 0.9, 1],   # 6.0  a hallucination (length and courtesy are not in the gold utility)
+                  [0, 1, 1, 1, 0, 0.5, 0],   # 4.0  no attempt, wrong
+                  [1, 1, 1, 1, 1, 0.1, 1]],  # 7.5  as good as the first: that pair is skipped, as is (1, 2)
+                 dtype=float)
+    got = L.reading_accuracy([f @ L.gold_weights()], [f])
+    assert got == {"correct": (1.0, 2), "truthful": (1.0, 2), "attempts": (1.0, 1), "several axes": (1.0, 3)}
+    scores = np.array([0.0, 1.0, -1.0, 0.0, 0.0])  # prefers the wrong answer, sees the hallucination
+    got = L.reading_accuracy([scores], [f])
+    assert got["correct"] == (0.0, 2) and got["truthful"] == (1.0, 2) and got["attempts"] == (1.0, 1)
+    assert got["several axes"] == (pytest.approx((0.5 + 0.0 + 0.5) / 3), 3)  # (0,3) tie, (2,3) wrong, (3,4) tie
+
+
 def test_accuracy_ceilings_rise_from_gold_to_the_judges_own_weights(items):
     pool = [lab for lab in L.make_pool(12, 0, seed=2)]
     for lab in pool:
