@@ -330,7 +330,8 @@ def run_ppo_runs(cfg: Any, s: dict[str, Any], runs: dict[str, dict[str, Any]], p
     workers = min(cfg.speed.side_by_side, len(runs))
     if workers > 1 and resolve_device(cfg.device).type == "cpu":
         side_by_side(_run_in_child, {name: (cfg, name, changes) for name, changes in runs.items()}, workers,
-                     cfg.ppo.steps * len(runs), f"PPO runs {', '.join(runs)} ({workers} at once)", progress)
+                     sum(changes.get("steps", cfg.ppo.steps) for changes in runs.values()),
+                     f"PPO runs {', '.join(runs)} ({workers} at once)", progress)
     return {name: run_ppo(cfg, s, name, progress, **changes) for name, changes in runs.items()}
 
 

@@ -473,7 +473,7 @@ def test_a_finished_run_is_loaded_and_side_by_side_runs_train_each_run_once(toke
     children: dict[str, dict] = {}
 
     def in_this_process(job, jobs, workers, total_ticks, desc, progress):  # stands in for the spawned children
-        assert workers == 2 and total_ticks == 2 * cfg.ppo.steps
+        assert workers == 2 and total_ticks == cfg.ppo.steps + 3  # run "b" is one batch longer
         ticks = queue.Queue()
         for name, args in jobs.items():
             job(ticks, *args)
@@ -486,11 +486,12 @@ def test_a_finished_run_is_loaded_and_side_by_side_runs_train_each_run_once(toke
         raise AssertionError("a finished run was trained again")
 
     monkeypatch.setattr(speed, "side_by_side", in_this_process)
-    out = T.run_ppo_runs(cfg, s, {"a": {}, "b": {"beta": 0.5}}, progress=False)
+    runs = {"a": {}, "b": {"beta": 0.5, "steps": 3}}
+    out = T.run_ppo_runs(cfg, s, runs, progress=False)
     monkeypatch.setattr(T, "sample_rollout", sample_rollout)
-    again = T.run_ppo_runs(cfg, s, {"a": {}, "b": {"beta": 0.5}}, progress=False)
-    for name in ("a", "b"):
-        assert out[name]["step"] == again[name]["step"] == children[name]["step"] == [1, 2]
+    again = T.run_ppo_runs(cfg, s, runs, progress=False)
+    for name, steps in (("a", [1, 2]), ("b", [1, 2, 3])):
+        assert out[name]["step"] == again[name]["step"] == children[name]["step"] == steps
         assert out[name]["kl"] == again[name]["kl"]
         for p, q in zip(out[name]["ema"].parameters(), again[name]["ema"].parameters()):
             torch.testing.assert_close(p, q)
