@@ -113,32 +113,28 @@ def side_by_side(job: Callable[..., Any], jobs: dict[str, tuple], workers: int, 
     """`job(ticks, *args)` for every entry of `jobs`, in `workers` processes at once, each with an equal share of
     this process's threads; returns {name: result}. A job calls `ticks.put(n)` to advance the one progress bar
     (`total_ticks` in all), so that runs side by side show one bar, not several interleaved. A job's error is raised
-    here.
+    here, and it (or an interrupted kernel) stops the other jobs at once rather than after they finish.
 
     `job` must be importable (a module-level function): children are spawned, not forked, so that none inherits a
     half-initialised thread pool or CUDA context."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    import time
 
     from tqdm.auto import tqdm
 
     ctx = mp.get_context("spawn")
     threads = max(1, torch.get_num_threads() // workers)
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, ctx, _worker_threads, (threads,)) as pool:
+    with ctx.Manager() as manager, ctx.Pool(workers, _worker_threads, (threads,)) as pool:  # leaving: terminate
         ticks = manager.Queue()
-        futures = {name: pool.submit(job, ticks, *args) for name, args in jobs.items()}
-        bar = tqdm(total=total_ticks, desc=desc, disable=not progress)
-        pending = set(futures.values())
-        try:
-            while pending:
-                done, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+        results = {name: pool.apply_async(job, (ticks, *args)) for name, args in jobs.items()}
+        with tqdm(total=total_ticks, desc=desc, disable=not progress) as bar:
+            while True:
+                finished = [r for r in results.values() if r.ready()]
                 while not ticks.empty():
                     bar.update(ticks.get())
-                for f in done:
-                    f.result()  # re-raises the job's exception, message and all
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            bar.close()
-        return {name: f.result() for name, f in futures.items()}
+                for r in finished:
+                    r.get()  # re-raises the job's exception, message and all
+                if len(finished) == len(results):
+                    break
+                time.sleep(0.5)
+        return {name: r.get() for name, r in results.items()}

@@ -1,6 +1,8 @@
 """Jobs for tests/test_speed.py's `side_by_side` tests: children are spawned, so a job must live in a module."""
 
 import os
+import time
+from pathlib import Path
 
 import torch
 
@@ -13,3 +15,16 @@ def square(ticks, x: int, n_ticks: int) -> tuple[int, int, int]:
 
 def fail(ticks, message: str) -> None:
     raise ValueError(message)
+
+
+def sleep_or_fail(ticks, what: str, pid_file: str) -> None:
+    """"sleep": note the process id, then sleep two minutes; "fail": once the sleeper has started, raise."""
+    if what == "sleep":
+        Path(pid_file).write_text(str(os.getpid()))
+        time.sleep(120)
+        return
+    for _ in range(600):
+        if Path(pid_file).exists():
+            break
+        time.sleep(0.1)
+    raise ValueError("runaway KL")

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import time
 
 import pytest
 import torch
@@ -90,3 +91,16 @@ def test_side_by_side_raises_a_jobs_error_with_its_message():
     with pytest.raises(ValueError, match="ppo.lr is too high"):
         speed.side_by_side(fail, {"a": ("ppo.lr is too high",)}, workers=2, total_ticks=1, desc="test",
                            progress=False)
+
+
+def test_side_by_side_stops_the_other_jobs_when_one_fails(tmp_path):
+    from side_by_side_jobs import sleep_or_fail
+
+    pid_file = str(tmp_path / "pid")
+    start = time.time()
+    with pytest.raises(ValueError, match="runaway KL"):
+        speed.side_by_side(sleep_or_fail, {"a": ("sleep", pid_file), "b": ("fail", pid_file)}, workers=2,
+                           total_ticks=1, desc="test", progress=False)
+    assert time.time() - start < 60  # the sleeping job (120 s) was stopped, not waited for
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(open(pid_file).read()), 0)
