@@ -26,7 +26,7 @@ from rlhf_lib.config import RMConfig, SpeedConfig
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import pairwise_accuracy, rm_loss
 from rlhf_lib.sft import encode_example
-from rlhf_lib.speed import autocast, length_pieces, pass_tokens
+from rlhf_lib.speed import Beside, autocast, length_pieces, pass_tokens
 from rlhf_lib.training import adamw, cosine_lr, my_rows, optimizer_step, read_losses, set_lr
 
 
@@ -151,19 +151,31 @@ def as_pairs(comparisons: list[Comparison]) -> list[Comparison]:
 
 
 @torch.no_grad()
-def accuracy(model: RewardModel, tokenizer: PreTrainedTokenizerBase, comparisons: list[Comparison], max_len: int,
-             batch_size: int = 16, max_tokens: int | None = None) -> float:
-    """Fraction of compared pairs that the reward model orders like the labeler."""
+def accuracies(model: RewardModel, tokenizer: PreTrainedTokenizerBase, sets: dict[str, list[Comparison]],
+               max_len: int, batch_size: int = 16, max_tokens: int | None = None) -> dict[str, float]:
+    """{name: fraction of compared pairs that the reward model orders like the labeler}, one per set of comparisons.
+
+    Sets of the same completions in the same order (validation prompts ranked by both labeler groups) are scored
+    once: only their ranks differ."""
     model.eval()
     device = next(model.parameters()).device
-    right = total = 0
-    for s in range(0, len(comparisons), batch_size):
-        enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, comparisons[s: s + batch_size],
-                                                              max_len).items()}
-        r, t = pairwise_accuracy(score_comparisons(model, enc, max_tokens), enc["ranks"])
-        right, total = right + r, total + t
+    scored: dict[tuple, list[torch.Tensor]] = {}
+    out = {}
+    for name, comps in sets.items():
+        key = tuple((c.prompt, *c.completions) for c in comps)
+        if key not in scored:
+            scored[key] = []
+            for s in range(0, len(comps), batch_size):
+                enc = {k: v.to(device) for k, v in encode_comparisons(tokenizer, comps[s: s + batch_size],
+                                                                      max_len).items()}
+                scored[key] += list(score_comparisons(model, enc, max_tokens).float().cpu())  # (K_max,) each
+        right = total = 0
+        for row, c in zip(scored[key], comps):
+            r, t = pairwise_accuracy(row[None, : len(c.ranks)], torch.tensor([c.ranks]))
+            right, total = right + r, total + t
+        out[name] = right / max(total, 1)
     model.train()
-    return right / max(total, 1)
+    return out
 
 
 def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
@@ -205,9 +217,9 @@ def train_rm(model: RewardModel, tokenizer: PreTrainedTokenizerBase, train: list
                                                f"lower rm.lr (now {cfg.lr}).")
                 losses = []
                 history["eval_step"].append(step / steps_per_epoch)
-                history["train_acc"].append(accuracy(model, tokenizer, probe, max_len, max_tokens=budget))
-                for name, comps in valid.items():
-                    history[f"{name}_acc"].append(accuracy(model, tokenizer, comps, max_len, max_tokens=budget))
+                for name, acc in accuracies(model, tokenizer, {"train": probe, **valid}, max_len,
+                                            max_tokens=budget).items():
+                    history[f"{name}_acc"].append(acc)
                 bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", **{k: f"{v[-1]:.3f}" for k, v in history.items()
                                                                if k.endswith("_acc")})
     bar.close()
@@ -307,9 +319,10 @@ def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
                                if j.prompt_id in prompts and j.prompt_id not in valid_ids]
     train = comparisons_from(train_j, prompts)
     valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
+    ablation_run = start_ablation(cfg, tokenizer, train, valid)
     rm = RewardModel.from_lm(load_sft(cfg)[0], cfg.seed)
     history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
-    ablation = run_ablation(cfg, tokenizer, train, valid, progress) if cfg.rm.ablation else None
+    ablation = ablation_run.result() if ablation_run is not None else None
     sft_train = load_dataset(cfg.name, "sft_train")
     shift = normalize(rm, tokenizer, [(r.prompt, r.demonstration) for r in sft_train],
                       min(cfg.rm.max_len, rm.config.n_positions))
@@ -317,6 +330,17 @@ def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
     metrics = rm_metrics(history, ablation, len(train), len(as_pairs(train)), shift)
     write_metrics(cfg.name, "rm", metrics)
     return metrics
+
+
+def start_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],
+                   valid: dict[str, list[Comparison]]) -> Beside | None:
+    """`run_ablation` started beside the main reward model's training (on a CPU, in a second process with half the
+    threads: these small models leave cores idle); `.result()` gives its runs. None when `rm.ablation` is off."""
+    from rlhf_lib.base_model import resolve_device
+
+    if not cfg.rm.ablation:
+        return None
+    return Beside(run_ablation, (cfg, tokenizer, train, valid, False), resolve_device(cfg.device), cfg.speed)
 
 
 def run_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Comparison],

@@ -20,7 +20,8 @@ Another is for a CPU with few cores: `side_by_side` trains independent runs (not
 05's three) in separate processes at once, each with its share of the cores. The matrices of these small models are
 too small to keep two threads busy. Measured on 2 cores (default profile): two PPO runs side by side take 267 s, one
 after the other 2 x 163 s; three side by side 407 s against 3 x 163 s. `speed.side_by_side` sets how many at most;
-on a GPU the runs go one after another.
+on a GPU the runs go one after another. `Beside` is the same idea for one job that runs while the notebook goes on
+(notebook 03's ablation beside the reward model's training).
 
 `SpeedConfig` (in `rlhf_lib.config`) switches each one; its defaults are right for a GPU and harmless on a CPU.
 """
@@ -138,3 +139,34 @@ def side_by_side(job: Callable[..., Any], jobs: dict[str, tuple], workers: int, 
                     break
                 time.sleep(0.5)
         return {name: r.get() for name, r in results.items()}
+
+
+class Beside:
+    """`job(*args)` started in a second process now, its result collected later with `result()`: on a CPU this
+    process keeps half the threads and goes on with its own work meanwhile (notebook 03 trains the reward model while
+    the ablation's two runs train beside it). Where nothing runs beside (a GPU, `side_by_side=1`, one thread) the job
+    runs here when `result()` is called, so a notebook reads the same either way.
+
+    The child is spawned, so `job` must be importable. Dropping the object (re-running the cell) stops the child."""
+
+    def __init__(self, job: Callable[..., Any], args: tuple, device: torch.device | str, cfg: SpeedConfig) -> None:
+        import multiprocessing as mp
+        import weakref
+
+        self.job, self.args, self.threads = job, args, torch.get_num_threads()
+        self.pool = None
+        if cfg.side_by_side > 1 and not on_cuda(device) and self.threads > 1:
+            self.pool = mp.get_context("spawn").Pool(1, _worker_threads, (self.threads // 2,))
+            self.pending = self.pool.apply_async(job, args)
+            torch.set_num_threads(self.threads - self.threads // 2)
+            weakref.finalize(self, self.pool.terminate)
+
+    def result(self) -> Any:
+        """The job's result (its error, if it failed); gives this process its threads back."""
+        if self.pool is None:
+            return self.job(*self.args)
+        try:
+            return self.pending.get()
+        finally:
+            self.pool.terminate()
+            torch.set_num_threads(self.threads)

@@ -28,3 +28,8 @@ def sleep_or_fail(ticks, what: str, pid_file: str) -> None:
             break
         time.sleep(0.1)
     raise ValueError("runaway KL")
+
+
+def threads_and_pid(x: int) -> tuple[int, int, int]:
+    """For `Beside`: the job's result, its thread count and its process."""
+    return x * x, torch.get_num_threads(), os.getpid()

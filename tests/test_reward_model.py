@@ -5,7 +5,7 @@ from rlhf_lib import base_model as bm
 from rlhf_lib.config import get_profile
 from rlhf_lib.labels import Judgement
 from rlhf_lib.losses import rm_loss
-from rlhf_lib.reward_model import (Comparison, RewardModel, as_pairs, comparisons_from,
+from rlhf_lib.reward_model import (Comparison, RewardModel, accuracies, as_pairs, comparisons_from,
                                    encode_comparisons, last_token_index, normalize, score_comparisons, train_rm)
 from rlhf_lib.tokenizer import train_tokenizer
 
@@ -92,6 +92,29 @@ def test_pairs_ablation_expands_every_untied_pair():
     pairs = as_pairs([c])
     assert len(pairs) == 5 and all(p.ranks == [1, 2] for p in pairs)
     assert ("a", "d") in {(p.completions[0], p.completions[1]) for p in pairs}
+
+
+def test_accuracies_count_pairs_ordered_like_the_labeler_and_score_shared_completions_once(rm, tokenizer,
+                                                                                             monkeypatch):
+    import rlhf_lib.reward_model as R
+
+    comps = [" Mira lives in Oakridge.", " You idiot.", " Oakridge."]
+    enc = encode_comparisons(tokenizer, [Comparison("Q: Where?\nA:", comps, [1, 2, 3])], 64)
+    s = rm(enc["input_ids"], enc["attention_mask"]).tolist()
+    order = sorted(range(3), key=lambda i: -s[i])                          # the RM's own ranking: 3 pairs right
+    ranks_rm = [order.index(i) + 1 for i in range(3)]
+    ranks_rev = [4 - r for r in ranks_rm]                                   # the reverse: 0 right
+    ranks_tie = [1 if i == order[0] else 2 for i in range(3)]               # best vs two tied: 2 pairs, both right
+    q = "Q: Where?\nA:"
+    sets = {"rm": [Comparison(q, comps, ranks_rm)], "rev": [Comparison(q, comps, ranks_rev)],
+            "tie": [Comparison(q, comps, ranks_tie)],
+            "mixed": [Comparison(q, comps, ranks_rm), Comparison(q, comps[:2], [1, 1])]}
+    calls = []
+    score = R.score_comparisons
+    monkeypatch.setattr(R, "score_comparisons", lambda *a, **k: (calls.append(1), score(*a, **k))[1])
+    acc = accuracies(rm, tokenizer, sets, 64)
+    assert acc == {"rm": 1.0, "rev": 0.0, "tie": 1.0, "mixed": 1.0}
+    assert len(calls) == 2  # rm, rev and tie rank the same completions: scored once; mixed has other ones
 
 
 def test_training_learns_a_preference_and_normalize_centres(rm, tokenizer, cfg):

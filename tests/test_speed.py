@@ -104,3 +104,26 @@ def test_side_by_side_stops_the_other_jobs_when_one_fails(tmp_path):
     assert time.time() - start < 60  # the sleeping job (120 s) was stopped, not waited for
     with pytest.raises(ProcessLookupError):
         os.kill(int(open(pid_file).read()), 0)
+
+
+def test_beside_runs_a_job_in_a_second_process_while_this_one_keeps_half_the_threads():
+    from side_by_side_jobs import fail, threads_and_pid
+
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("one thread: nothing can run beside")
+    job = speed.Beside(threads_and_pid, (7,), "cpu", SpeedConfig())
+    assert torch.get_num_threads() == threads - threads // 2  # this process meanwhile
+    value, child_threads, pid = job.result()
+    assert (value, child_threads) == (49, threads // 2) and pid != os.getpid()
+    assert torch.get_num_threads() == threads  # given back
+    with pytest.raises(ValueError, match="rm.lr is too high"):
+        speed.Beside(fail, (None, "rm.lr is too high"), "cpu", SpeedConfig()).result()
+    assert torch.get_num_threads() == threads
+
+
+def test_beside_runs_the_job_here_when_nothing_may_run_beside():
+    from side_by_side_jobs import threads_and_pid
+
+    job = speed.Beside(threads_and_pid, (3,), "cpu", SpeedConfig(side_by_side=1))
+    assert job.result() == (9, torch.get_num_threads(), os.getpid())
