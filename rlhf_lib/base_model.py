@@ -195,7 +195,8 @@ def ship_pretrained(model: GPT2LMHeadModel, history: dict[str, Any], cfg: BaseCo
         raise ValueError("Only a finished pretraining run can be shipped; run `pretrain` to the end first.")
     weights = {k: v.detach().cpu().half().contiguous() for k, v in model.state_dict().items()
                if k != "lm_head.weight"}  # tied to the token embedding
-    machine = f"{os.cpu_count()} CPU cores" if model.device.type == "cpu" else torch.cuda.get_device_name(model.device)
+    machine = (torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else
+               f"{os.cpu_count()} CPU cores" if model.device.type == "cpu" else model.device.type)
     record = {"config": asdict(cfg), "seed": seed, "corpus": fingerprint(train_ids), "torch": torch.__version__,
               "machine": machine, "history": history}
 
@@ -229,15 +230,17 @@ def load_shipped(model: GPT2LMHeadModel, cfg: BaseConfig, seed: int, train_ids: 
 
 
 def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch.Tensor, cfg: BaseConfig,
-             out_dir: Path, seed: int, stop_after: int | None = None, progress: bool = True,
+             out_dir: Path, stop_after: int | None = None, progress: bool = True,
              speed: SpeedConfig = SpeedConfig()) -> dict[str, Any]:
-    """Pretrain `model` in place; return the loss history {"step", "train_loss", "eval_step", "eval_loss", ...}.
+    """Pretrain `model` in place (data order from `cfg.seed`); return the loss history {"step", "train_loss",
+    "eval_step", "eval_loss", ...}.
 
     Writes `out_dir/checkpoint-<hash>.pt` every `cfg.checkpoint_every` steps (atomically) and resumes from it when
     called again with the same config, so a killed run loses at most `checkpoint_every` steps. `stop_after` ends
     this call after that many steps, as if killed (time-boxing, tests). With `cfg.shipped_weights`, weights shipped in
     `data/pretrained/` for this very config, seed and corpus are loaded instead, with their history.
     """
+    seed = cfg.seed
     shipped = load_shipped(model, cfg, seed, train_ids) if cfg.shipped_weights else None
     if shipped is not None:
         print(f"Loaded the pretrained weights that ship in {shipped['shipped']}: {shipped['step'][-1]} steps, "
@@ -374,7 +377,7 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     if cfg.base.hub_model:
         history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}
     else:
-        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, cfg.base.seed, progress=progress,
+        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, progress=progress,
                            speed=cfg.speed)
     block = min(cfg.base.block_size, model.config.n_positions)
     metrics = {**evaluate_base(model, train_ids, heldout_ids, block), **base_summary(cfg, model, tokenizer, history)}
@@ -397,7 +400,7 @@ def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     for name, base_cfg in (("base", cfg.base), ("large", large_config(cfg))):
         base_cfg = replace(base_cfg, shipped_weights=False)
         model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
-        history = pretrain(model, train_ids, heldout_ids, base_cfg, step_dir(cfg.name, "base"), base_cfg.seed,
+        history = pretrain(model, train_ids, heldout_ids, base_cfg, step_dir(cfg.name, "base"),
                            progress=progress, speed=cfg.speed)
         shipped[name] = str(ship_pretrained(model, history, base_cfg, base_cfg.seed, train_ids))
     return shipped

@@ -93,6 +93,6 @@ def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, P
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     base_cfg = large_config(cfg)
     model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
-    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, base_cfg.seed, progress=progress, speed=cfg.speed)
+    pretrain(model, train_ids, heldout_ids, base_cfg, path.parent, progress=progress, speed=cfg.speed)
     save_base(model, tokenizer, path)
     return model, tokenizer

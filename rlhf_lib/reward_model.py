@@ -382,11 +382,14 @@ def comparison_data(cfg: Any, world: Any, pool: list, policy: torch.nn.Module, b
     """Rankings of sampled completions: train prompts by training labelers; valid prompts by both groups.
 
     Written to `rm/labels_train.jsonl`, `rm/labels_valid_train.jsonl`, `rm/labels_valid_heldout.jsonl`, and
-    `rm/samples_train.jsonl` (what the ranking widget shows a person).
+    `rm/samples_train.jsonl` (what the ranking widget shows a person). The training prompts are sampled in two
+    halves, each with its own seed, so that the samples are the same whether the halves run one after the other or
+    side by side.
     """
     import json
 
     from rlhf_lib.artifacts import step_dir, write_text_atomic
+    from rlhf_lib.base_model import resolve_device
     from rlhf_lib.dataset import load_dataset
 
     out = step_dir(cfg.name, "rm")
@@ -394,10 +397,14 @@ def comparison_data(cfg: Any, world: Any, pool: list, policy: torch.nn.Module, b
     lc = cfg.labelers
     train = load_dataset(cfg.name, "rm_train")[: cfg.rm.max_prompts]
     valid = load_dataset(cfg.name, "rm_valid")[: cfg.rm.max_valid_prompts]
-    comps_train = sample_candidates(policies, tokenizer, [r.prompt for r in train], cfg.rm, lc.k_min, lc.k_max,
+    half = len(train) // 2  # on a CPU a second process samples the second half meanwhile (`speed.Beside`)
+    second_half = Beside(sample_candidates, (policies, tokenizer, [r.prompt for r in train[half:]], cfg.rm, lc.k_min,
+                                             lc.k_max, cfg.seed + 100), resolve_device(cfg.device), cfg.speed)
+    comps_train = sample_candidates(policies, tokenizer, [r.prompt for r in train[:half]], cfg.rm, lc.k_min, lc.k_max,
                                     cfg.seed)
     comps_valid = sample_candidates(policies, tokenizer, [r.prompt for r in valid], cfg.rm, lc.k_min, lc.k_max,
                                     cfg.seed + 1)
+    comps_train += second_half.result()
     data = {"train": rank_all(world, train, comps_train, pool, "train", cfg.seed),
             "valid_train": rank_all(world, valid, comps_valid, pool, "train", cfg.seed + 1),
             "valid_heldout": rank_all(world, valid, comps_valid, pool, "heldout", cfg.seed + 2)}

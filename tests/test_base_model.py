@@ -55,7 +55,7 @@ def test_pretraining_beats_unigram_and_resumes_exactly(tokenizer, tmp_path):
     ids = bm.encode_documents(tokenizer, TEXTS)
 
     straight = bm.new_model(cfg.base, tokenizer, seed=0)
-    hist = bm.pretrain(straight, ids, ids, cfg.base, tmp_path / "a", seed=0, progress=False)
+    hist = bm.pretrain(straight, ids, ids, cfg.base, tmp_path / "a", progress=False)
     assert hist["finished"] and hist["eval_loss"][-1] < hist["eval_loss"][0]
     scores = bm.evaluate_base(straight, ids, ids, cfg.base.block_size)
     assert scores["heldout_ppl"] < scores["unigram_ppl"]
@@ -63,10 +63,10 @@ def test_pretraining_beats_unigram_and_resumes_exactly(tokenizer, tmp_path):
 
     # Killed after 15 steps: the checkpoint from step 10 survives; a fresh process resumes from it.
     killed = bm.new_model(cfg.base, tokenizer, seed=0)
-    part = bm.pretrain(killed, ids, ids, cfg.base, tmp_path / "b", seed=0, stop_after=15, progress=False)
+    part = bm.pretrain(killed, ids, ids, cfg.base, tmp_path / "b", stop_after=15, progress=False)
     assert not part["finished"] and len(list((tmp_path / "b").glob("checkpoint-*.pt"))) == 1
     resumed = bm.new_model(cfg.base, tokenizer, seed=0)
-    rest = bm.pretrain(resumed, ids, ids, cfg.base, tmp_path / "b", seed=0, progress=False)
+    rest = bm.pretrain(resumed, ids, ids, cfg.base, tmp_path / "b", progress=False)
     assert rest["finished"] and rest["step"] == hist["step"]
     assert rest["train_loss"] == pytest.approx(hist["train_loss"])
     for p, q in zip(straight.parameters(), resumed.parameters()):
@@ -74,9 +74,9 @@ def test_pretraining_beats_unigram_and_resumes_exactly(tokenizer, tmp_path):
     # A checkpoint killed on another corpus is not resumed: the run starts over on its own data.
     other_ids = ids.flip(0)
     cut = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), other_ids, other_ids, cfg.base, tmp_path / "c",
-                      seed=0, stop_after=15, progress=False)
+                      stop_after=15, progress=False)
     assert len(list((tmp_path / "c").glob("checkpoint-*.pt"))) == 1
-    afresh = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids, cfg.base, tmp_path / "c", seed=0,
+    afresh = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids, cfg.base, tmp_path / "c",
                          progress=False)
     assert afresh["train_loss"] == pytest.approx(hist["train_loss"]) and cut["train_loss"][0] != afresh["train_loss"][0]
 
@@ -86,7 +86,7 @@ def test_nan_loss_stops_with_advice(tokenizer, tmp_path):
     model = bm.new_model(cfg.base, tokenizer, seed=0)
     with pytest.raises(FloatingPointError, match="lower base.lr"):
         bm.pretrain(model, bm.encode_documents(tokenizer, TEXTS), bm.encode_documents(tokenizer, TEXTS), cfg.base,
-                    tmp_path, seed=0, progress=False)
+                    tmp_path, progress=False)
 
 
 def test_save_and_load_round_trip(tokenizer, tmp_path):
@@ -134,7 +134,7 @@ def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus
     cfg = tiny_cfg(max_steps=12, lr=1e-2)
     ids = bm.encode_documents(tokenizer, TEXTS)
     trained = bm.new_model(cfg.base, tokenizer, seed=0)
-    hist = bm.pretrain(trained, ids, ids, cfg.base, tmp_path / "run", seed=0, progress=False)
+    hist = bm.pretrain(trained, ids, ids, cfg.base, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="finished"):
         bm.ship_pretrained(trained, {**hist, "finished": False}, cfg.base, 0, ids)
     path = bm.ship_pretrained(trained, hist, cfg.base, 0, ids)
@@ -142,7 +142,7 @@ def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus
 
     # Same config and corpus: the shipped weights (fp16) and history come back, and nothing trains.
     loaded = bm.new_model(cfg.base, tokenizer, seed=1)
-    again = bm.pretrain(loaded, ids, ids, cfg.base, tmp_path / "run2", seed=0, progress=False)
+    again = bm.pretrain(loaded, ids, ids, cfg.base, tmp_path / "run2", progress=False)
     assert again["shipped"] == str(path) and again["train_loss"] == hist["train_loss"]
     assert not (tmp_path / "run2").exists()
     for (name, p), q in zip(trained.named_parameters(), loaded.parameters()):
@@ -156,9 +156,9 @@ def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus
     assert bm.shipped_path(tiny_cfg(max_steps=13, lr=1e-2).base, 0, len(tokenizer)) != path
     assert bm.shipped_path(cfg.base, 1, len(tokenizer)) != path
     other = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids.flip(0), ids, cfg.base, tmp_path / "r3",
-                        seed=0, progress=False)
+                        progress=False)
     opted_out = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids,
-                            tiny_cfg(max_steps=12, lr=1e-2, shipped_weights=False).base, tmp_path / "r4", seed=0,
+                            tiny_cfg(max_steps=12, lr=1e-2, shipped_weights=False).base, tmp_path / "r4",
                             progress=False)
     assert "shipped" not in other and "shipped" not in opted_out
     assert opted_out["train_loss"] == pytest.approx(hist["train_loss"])

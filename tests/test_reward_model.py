@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -158,3 +160,15 @@ def test_comparisons_from_judgements():
     j = Judgement("p1", "L01", ["a", "b"], [2, 1], [3, 5], [{}, {}], 0.0)
     (c,) = comparisons_from([j], {"p1": "prompt"})
     assert c.prompt == "prompt" and c.ranks == [2, 1]
+
+
+def test_candidates_sampled_in_a_second_process_are_those_sampled_here(tokenizer, cfg):
+    from rlhf_lib.reward_model import sample_candidates
+    from rlhf_lib.speed import Beside
+
+    policies = [(bm.new_model(cfg.base, tokenizer, seed=0), 0.7), (bm.new_model(cfg.base, tokenizer, seed=1), 0.3)]
+    args = (policies, tokenizer, ["Q: Where does Mira live?\nA:", "Hi", "You"], cfg.rm, 2, 4, 5)
+    beside = Beside(sample_candidates, args, "cpu", cfg.speed).result()           # a child process (2+ threads)
+    here = Beside(sample_candidates, args, "cpu", replace(cfg.speed, side_by_side=1)).result()
+    assert beside == here == sample_candidates(*args)
+    assert 2 <= min(len(c) for c in here) and max(len(c) for c in here) <= 4
