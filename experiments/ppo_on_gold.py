@@ -1,0 +1,107 @@
+"""PPO with the gold utility itself as the reward: what could PPO gain here if the reward model were perfect?
+
+An analysis, never part of the pipeline: the gold utility is the simulated labelers' noise-free preference, which
+training must never see. Swapping it in for the reward model separates the two reasons PPO can fail to beat SFT, a
+reward model that cannot read what matters, and PPO that cannot turn a right reward into a better policy with the
+episodes it gets. Everything else is notebook 04's PPO: the same SFT policy and reference, a value model initialised
+from the reward model, the same settings unless `--set` changes them.
+
+    python experiments/ppo_on_gold.py --profile default
+    python experiments/ppo_on_gold.py --set '{"ppo.lr": 1e-4}'
+    python experiments/ppo_on_gold.py --prompts 32      # the same 32 prompts in every rollout batch
+
+The reward is `(gold - c) / s`, with c the SFT model's mean gold on the evaluation prompts at the rollout temperature
+and s = 1 (gold differences are in utility points, the reward model's in standard deviations; advantages are whitened
+either way). Prints the evaluation curve, the comparison with SFT at the evaluation temperature (paired over the same
+prompts, as notebook 04), the gold of the training batches, and best-of-n by gold on the training prompts: how much
+better than one SFT sample the best of 8 would be, the gain a perfect reward puts within reach. About 3 minutes with
+the default settings on 2 CPU cores. Needs the profile's SFT model and reward model (notebooks 02 and 03).
+"""
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from rlhf_lib import ppo_trainer as T
+from rlhf_lib.evaluation import mean_ci, score_samples
+from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
+
+
+class GoldReward(torch.nn.Module):
+    """Scores prompt + response sequences with the gold utility, where a reward model would score them.
+
+    It finds each sequence's prompt among the known prompts by decoding growing prefixes, so that PPO's trainer can
+    call it exactly as it calls the reward model: `scores = model(input_ids, attention_mask)`."""
+
+    def __init__(self, world, tokenizer, records, center: float, scale: float = 1.0) -> None:
+        super().__init__()
+        self.world, self.tokenizer, self.center, self.scale = world, tokenizer, center, scale
+        self.records = {r.prompt: r for r in records}
+
+    def split(self, ids: list[int]) -> tuple[object, str]:
+        texts = [self.tokenizer.decode(ids[:k]) for k in range(len(ids) + 1)]
+        for k in range(len(ids), 0, -1):  # the longest prefix that is a known prompt
+            rec = self.records.get(texts[k])
+            if rec is not None:
+                break
+        else:  # a prompt cut on the left to fit the context: the longest prefix that ends a known prompt
+            k, rec = next((k, r) for k in range(len(ids), 0, -1) for r in self.records.values()
+                          if r.prompt.endswith(texts[k]))
+        return rec, self.tokenizer.decode([t for t in ids[k:] if t != self.tokenizer.eos_token_id])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pairs = [self.split(row[mask.bool()].tolist()) for row, mask in zip(input_ids, attention_mask)]
+        rows = score_samples(self.world, [r for r, _ in pairs], [text for _, text in pairs])
+        return torch.tensor([(r["gold"] - self.center) / self.scale for r in rows], device=input_ids.device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="default")
+    parser.add_argument("--set", default="{}", help='changes to the profile, e.g. \'{"ppo.lr": 1e-4}\'')
+    parser.add_argument("--prompts", type=int, default=0, help="train on only the first N PPO prompts (0: all)")
+    args = parser.parse_args()
+    from rlhf_lib.config import get_profile
+
+    cfg = get_profile(args.profile, json.loads(args.set))
+    s = T.setup(cfg)
+    prompts = s["prompts"][: args.prompts] if args.prompts else s["prompts"]
+
+    def evaluate(model, step):
+        return summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
+                                                   s["eval_records"], cfg.ppo.max_new_tokens, cfg.ppo.temperature,
+                                                   cfg.seed + 7))
+
+    start = evaluate(s["ref"], 0)
+    gold_reward = GoldReward(s["world"], s["tokenizer"], prompts, center=start["gold"])
+    policy, value_model = T.new_policy_and_value(cfg, s, cfg.ppo)
+    history = T.train_ppo(policy, s["ref"], value_model, gold_reward, s["tokenizer"], prompts, cfg.ppo, cfg.seed,
+                          evaluate=lambda m, step: start if step == 0 else evaluate(m, step),
+                          gold=T.gold_scorer(s["world"]), progress=False, speed=cfg.speed)
+    measured = T.compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": history["ema"]})
+    diff, half = mean_ci([p - q for p, q in zip(measured["ppo"]["gold"], measured["sft"]["gold"])])
+    few = min(len(prompts), 128)
+    repeated = [r for r in prompts[:few] for _ in range(8)]
+    bon = np.array(sample_and_measure(s["ref"], None, s["reward_model"], s["tokenizer"], s["world"], repeated,
+                                      cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
+    bon = bon.reshape(few, 8)
+    print(json.dumps({
+        "settings": json.loads(args.set), "train_prompts": len(prompts), "episodes": history["episodes"][-1],
+        "eval_curve": [{k: round(e[k], 3) for k in ("step", "kl", "gold")} for e in history["eval"]],
+        "gold_sft_eval_temp": round(float(np.mean(measured["sft"]["gold"])), 3),
+        "gold_ppo_eval_temp": round(float(np.mean(measured["ppo"]["gold"])), 3),
+        "gold_ppo_minus_sft": round(diff, 3), "gold_ppo_minus_sft_ci": round(half, 3),
+        "train_gold_first5": round(float(np.mean(history["gold"][:5])), 3),
+        "train_gold_last5": round(float(np.mean(history["gold"][-5:])), 3),
+        "entropy_first5": round(float(np.mean(history["entropy"][:5])), 3),
+        "entropy_last5": round(float(np.mean(history["entropy"][-5:])), 3),
+        "kl_train_last": round(history["kl"][-1], 2),
+        "train_prompts_sft_gold_one_sample": round(float(bon[:, 0].mean()), 3),
+        "train_prompts_sft_gold_best_of_8": round(float(bon.max(1).mean()), 3),
+        "seconds": round(history["seconds"][-1])}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
