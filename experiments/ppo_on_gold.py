@@ -9,6 +9,7 @@ from the reward model, the same settings unless `--set` changes them.
     python experiments/ppo_on_gold.py --profile default
     python experiments/ppo_on_gold.py --set '{"ppo.lr": 1e-4}'
     python experiments/ppo_on_gold.py --prompts 32      # the same 32 prompts in every rollout batch
+    python experiments/ppo_on_gold.py --reward rm       # the same run against the reward model, for comparison
 
 The reward is `(gold - c) / s`, with c the SFT model's mean gold on the evaluation prompts at the rollout temperature
 and s = 1 (gold differences are in utility points, the reward model's in standard deviations; advantages are whitened
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--set", default="{}", help='changes to the profile, e.g. \'{"ppo.lr": 1e-4}\'')
     parser.add_argument("--prompts", type=int, default=0, help="train on only the first N PPO prompts (0: all)")
+    parser.add_argument("--reward", choices=("gold", "rm"), default="gold", help="rm: the reward model, as notebook 04")
     args = parser.parse_args()
     from rlhf_lib.config import get_profile
 
@@ -75,9 +77,10 @@ def main() -> None:
                                                    cfg.seed + 7))
 
     start = evaluate(s["ref"], 0)
-    gold_reward = GoldReward(s["world"], s["tokenizer"], prompts, center=start["gold"])
+    reward = GoldReward(s["world"], s["tokenizer"], prompts, center=start["gold"]) if args.reward == "gold" \
+        else s["reward_model"]
     policy, value_model = T.new_policy_and_value(cfg, s, cfg.ppo)
-    history = T.train_ppo(policy, s["ref"], value_model, gold_reward, s["tokenizer"], prompts, cfg.ppo, cfg.seed,
+    history = T.train_ppo(policy, s["ref"], value_model, reward, s["tokenizer"], prompts, cfg.ppo, cfg.seed,
                           evaluate=lambda m, step: start if step == 0 else evaluate(m, step),
                           gold=T.gold_scorer(s["world"]), progress=False, speed=cfg.speed)
     measured = T.compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": history["ema"]})
@@ -88,7 +91,7 @@ def main() -> None:
                                       cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
     bon = bon.reshape(few, 8)
     print(json.dumps({
-        "settings": json.loads(args.set), "train_prompts": len(prompts), "episodes": history["episodes"][-1],
+        "reward": args.reward, "settings": json.loads(args.set), "train_prompts": len(prompts), "episodes": history["episodes"][-1],
         "eval_curve": [{k: round(e[k], 3) for k in ("step", "kl", "gold")} for e in history["eval"]],
         "gold_sft_eval_temp": round(float(np.mean(measured["sft"]["gold"])), 3),
         "gold_ppo_eval_temp": round(float(np.mean(measured["ppo"]["gold"])), 3),
