@@ -12,7 +12,6 @@ Needs the profile's SFT model and RM rankings (notebooks 02 and 03, or the main 
 
 import argparse
 import json
-import random
 
 from rlhf_lib import reward_model as R
 from rlhf_lib.artifacts import step_dir
@@ -20,7 +19,6 @@ from rlhf_lib.base_model import load_base, world_for
 from rlhf_lib.config import get_profile
 from rlhf_lib.dataset import load_dataset, load_pool
 from rlhf_lib.labels import load_judgements
-from rlhf_lib.sampling import generate
 from rlhf_lib.sft import load_sft
 
 
@@ -29,16 +27,9 @@ def dev_split(cfg, n_prompts: int, seed: int = 99) -> tuple[list[R.Comparison], 
     policy, tokenizer = load_sft(cfg)
     base, _ = load_base(cfg)
     records = load_dataset(cfg.name, "rm_train")[cfg.rm.max_prompts:][:n_prompts]
-    rng = random.Random(seed)
-    ks = [rng.randint(cfg.labelers.k_min, cfg.labelers.k_max) for _ in records]
-    owner = [[0 if rng.random() < 1 - cfg.rm.p_base_policy else 1 for _ in range(k)] for k in ks]  # 0: SFT, 1: base
-    comps = [[""] * k for k in ks]
-    for p, model in enumerate((policy, base)):
-        slots = [(i, j) for i, row in enumerate(owner) for j, o in enumerate(row) if o == p]
-        texts = generate(model, tokenizer, [records[i].prompt for i, _ in slots], cfg.rm.max_new_tokens,
-                         temperature=cfg.rm.temperature, seed=seed + p)
-        for (i, j), text in zip(slots, texts):
-            comps[i][j] = text
+    policies = [(policy, 1 - cfg.rm.p_base_policy), (base, cfg.rm.p_base_policy)]  # owner 0: SFT, 1: base
+    comps, owner = R.sample_candidates(policies, tokenizer, [r.prompt for r in records], cfg.rm, cfg.labelers.k_min,
+                                       cfg.labelers.k_max, seed)
     judgements = R.rank_all(world_for(cfg.world), records, comps, load_pool(cfg.name), "train", seed)
     dev = [R.Comparison(r.prompt, j.completions, j.ranks) for r, j in zip(records, judgements)]
     sft_only = [R.Comparison(c.prompt, [y for y, o in zip(c.completions, row) if o == 0],

@@ -254,8 +254,11 @@ def model_dir(profile: str) -> Path:
 
 
 def sample_candidates(policies: list[tuple[torch.nn.Module, float]], tokenizer: PreTrainedTokenizerBase,
-                      prompts: list[str], cfg: RMConfig, k_min: int, k_max: int, seed: int) -> list[list[str]]:
-    """K completions per prompt (K uniform in [k_min, k_max]), each from a policy drawn with the given weights."""
+                      prompts: list[str], cfg: RMConfig, k_min: int, k_max: int, seed: int
+                      ) -> tuple[list[list[str]], list[list[int]]]:
+    """K completions per prompt (K uniform in [k_min, k_max]), each from a policy drawn with the given weights.
+
+    Returns the completions and, in the same layout, the index of the policy that wrote each one."""
     from rlhf_lib.sampling import generate
 
     rng = random.Random(seed)
@@ -264,11 +267,13 @@ def sample_candidates(policies: list[tuple[torch.nn.Module, float]], tokenizer: 
     out: list[list[str]] = [[""] * k for k in ks]
     for p, (policy, _) in enumerate(policies):
         slots = [(i, j) for i, row in enumerate(owner) for j, o in enumerate(row) if o == p]
+        if not slots:  # a policy of weight 0 (rm.p_base_policy=0) writes nothing
+            continue
         texts = generate(policy, tokenizer, [prompts[i] for i, _ in slots], cfg.max_new_tokens,
                          temperature=cfg.temperature, seed=seed + p)
         for (i, j), t in zip(slots, texts):
             out[i][j] = t
-    return out
+    return out, owner
 
 
 def rank_all(world: Any, records: list, completions: list[list[str]], pool: list, group: str, seed: int
@@ -401,10 +406,10 @@ def comparison_data(cfg: Any, world: Any, pool: list, policy: torch.nn.Module, b
     second_half = Beside(sample_candidates, (policies, tokenizer, [r.prompt for r in train[half:]], cfg.rm, lc.k_min,
                                              lc.k_max, cfg.seed + 100), resolve_device(cfg.device), cfg.speed)
     comps_train = sample_candidates(policies, tokenizer, [r.prompt for r in train[:half]], cfg.rm, lc.k_min, lc.k_max,
-                                    cfg.seed)
+                                    cfg.seed)[0]
     comps_valid = sample_candidates(policies, tokenizer, [r.prompt for r in valid], cfg.rm, lc.k_min, lc.k_max,
-                                    cfg.seed + 1)
-    comps_train += second_half.result()
+                                    cfg.seed + 1)[0]
+    comps_train += second_half.result()[0]
     data = {"train": rank_all(world, train, comps_train, pool, "train", cfg.seed),
             "valid_train": rank_all(world, valid, comps_valid, pool, "train", cfg.seed + 1),
             "valid_heldout": rank_all(world, valid, comps_valid, pool, "heldout", cfg.seed + 2)}

@@ -171,4 +171,17 @@ def test_candidates_sampled_in_a_second_process_are_those_sampled_here(tokenizer
     beside = Beside(sample_candidates, args, "cpu", cfg.speed).result()           # a child process (2+ threads)
     here = Beside(sample_candidates, args, "cpu", replace(cfg.speed, side_by_side=1)).result()
     assert beside == here == sample_candidates(*args)
-    assert 2 <= min(len(c) for c in here) and max(len(c) for c in here) <= 4
+    comps, owners = here
+    assert 2 <= min(len(c) for c in comps) and max(len(c) for c in comps) <= 4
+    assert [len(c) for c in comps] == [len(o) for o in owners] and {o for row in owners for o in row} == {0, 1}
+
+
+def test_candidates_name_the_policy_that_wrote_each(tokenizer, cfg):
+    from rlhf_lib.reward_model import sample_candidates
+
+    models = [bm.new_model(cfg.base, tokenizer, seed=0), bm.new_model(cfg.base, tokenizer, seed=1)]
+    for only in (0, 1):
+        weights = [float(i == only) for i in range(2)]
+        comps, owners = sample_candidates(list(zip(models, weights)), tokenizer, ["Hi", "You"], cfg.rm, 2, 3, 5)
+        assert [len(c) for c in comps] == [len(o) for o in owners]
+        assert all(o == only for row in owners for o in row)
