@@ -166,26 +166,26 @@ def unigram_perplexity(train_ids: torch.Tensor, target_ids: torch.Tensor, vocab_
 
 _NOT_TRAINING = ("seed", "shipped_weights", "eval_every", "eval_batches", "checkpoint_every", "n_samples",
                  "sample_tokens")
-"""BaseConfig fields that are not part of the key of pretrained weights (the seed is passed on its own)."""
+"""BaseConfig fields that are not part of the key of pretrained weights (the seed is keyed on its own)."""
 
 _REPO = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = _REPO / "data" / "pretrained"
 """Pretrained weights that ship with the repository, one folder per training config (`ship_pretrained`)."""
 
 
-def _config_hash(cfg: BaseConfig, seed: int, vocab_size: int) -> str:
+def _config_hash(cfg: BaseConfig, vocab_size: int) -> str:
     training = {k: v for k, v in asdict(cfg).items() if k not in _NOT_TRAINING}
-    blob = json.dumps({"base": training, "seed": seed, "vocab": vocab_size}, sort_keys=True)
+    blob = json.dumps({"base": training, "seed": cfg.seed, "vocab": vocab_size}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:10]
 
 
-def shipped_path(cfg: BaseConfig, seed: int, vocab_size: int) -> Path:
-    """`data/pretrained/<layers>x<width>-<hash of the training config>/`."""
-    return SHIPPED_DIR / f"{cfg.n_layer}x{cfg.n_embd}-{_config_hash(cfg, seed, vocab_size)}"
+def shipped_path(cfg: BaseConfig, vocab_size: int) -> Path:
+    """`data/pretrained/<layers>x<width>-<hash of the training config, its seed included>/`."""
+    return SHIPPED_DIR / f"{cfg.n_layer}x{cfg.n_embd}-{_config_hash(cfg, vocab_size)}"
 
 
-def ship_pretrained(model: GPT2LMHeadModel, history: dict[str, Any], cfg: BaseConfig, seed: int,
-                    train_ids: torch.Tensor) -> Path:
+def ship_pretrained(model: GPT2LMHeadModel, history: dict[str, Any], cfg: BaseConfig, train_ids: torch.Tensor
+                    ) -> Path:
     """Store finished pretraining (fp16 weights, the loss history, what it was trained on) for `pretrain` to reuse.
 
     fp16 halves the size in git; the weights are used in fp32 again after loading."""
@@ -197,22 +197,21 @@ def ship_pretrained(model: GPT2LMHeadModel, history: dict[str, Any], cfg: BaseCo
                if k != "lm_head.weight"}  # tied to the token embedding
     machine = (torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else
                f"{os.cpu_count()} CPU cores" if model.device.type == "cpu" else model.device.type)
-    record = {"config": asdict(cfg), "seed": seed, "corpus": fingerprint(train_ids), "torch": torch.__version__,
+    record = {"config": asdict(cfg), "seed": cfg.seed, "corpus": fingerprint(train_ids), "torch": torch.__version__,
               "machine": machine, "history": history}
 
     def _save(tmp: Path) -> None:
         save_file(weights, str(tmp / "model.safetensors"))
         (tmp / "pretraining.json").write_text(json.dumps(record) + "\n")
-    return save_atomic(shipped_path(cfg, seed, model.config.vocab_size), _save)
+    return save_atomic(shipped_path(cfg, model.config.vocab_size), _save)
 
 
-def load_shipped(model: GPT2LMHeadModel, cfg: BaseConfig, seed: int, train_ids: torch.Tensor
-                 ) -> dict[str, Any] | None:
+def load_shipped(model: GPT2LMHeadModel, cfg: BaseConfig, train_ids: torch.Tensor) -> dict[str, Any] | None:
     """Load shipped weights into `model` and return their pretraining history, or None when none were trained with
     this config, seed and corpus."""
     from safetensors.torch import load_file
 
-    path = shipped_path(cfg, seed, model.config.vocab_size)
+    path = shipped_path(cfg, model.config.vocab_size)
     if not (path / "pretraining.json").exists():
         return None
     record = json.loads((path / "pretraining.json").read_text())
@@ -240,8 +239,7 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     this call after that many steps, as if killed (time-boxing, tests). With `cfg.shipped_weights`, weights shipped in
     `data/pretrained/` for this very config, seed and corpus are loaded instead, with their history.
     """
-    seed = cfg.seed
-    shipped = load_shipped(model, cfg, seed, train_ids) if cfg.shipped_weights else None
+    shipped = load_shipped(model, cfg, train_ids) if cfg.shipped_weights else None
     if shipped is not None:
         print(f"Loaded the pretrained weights that ship in {shipped['shipped']}: {shipped['step'][-1]} steps, "
               f"{shipped['train_seconds'] / 60:.0f} min on {shipped['machine']} (base.shipped_weights=False pretrains "
@@ -249,10 +247,10 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
         return shipped
     device = next(model.parameters()).device
     optimizer = adamw(model, cfg.lr, cfg.weight_decay, speed=speed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
     history: dict[str, list] = {"step": [], "train_loss": [], "lr": [], "eval_step": [], "eval_loss": []}
     step, elapsed = 0, 0.0
-    ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, seed, model.config.vocab_size)}.pt"
+    ckpt_path = Path(out_dir) / f"checkpoint-{_config_hash(cfg, model.config.vocab_size)}.pt"
     inputs = fingerprint(model, train_ids)  # resume only a run from the same initial weights and corpus
     ckpt = load_checkpoint(ckpt_path, device, inputs=inputs)
     if ckpt is not None:
@@ -402,7 +400,7 @@ def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
         model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
         history = pretrain(model, train_ids, heldout_ids, base_cfg, step_dir(cfg.name, "base"),
                            progress=progress, speed=cfg.speed)
-        shipped[name] = str(ship_pretrained(model, history, base_cfg, base_cfg.seed, train_ids))
+        shipped[name] = str(ship_pretrained(model, history, base_cfg, train_ids))
     return shipped
 
 

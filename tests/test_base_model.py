@@ -1,5 +1,6 @@
 import math
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
@@ -136,8 +137,8 @@ def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus
     trained = bm.new_model(cfg.base, tokenizer, seed=0)
     hist = bm.pretrain(trained, ids, ids, cfg.base, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="finished"):
-        bm.ship_pretrained(trained, {**hist, "finished": False}, cfg.base, 0, ids)
-    path = bm.ship_pretrained(trained, hist, cfg.base, 0, ids)
+        bm.ship_pretrained(trained, {**hist, "finished": False}, cfg.base, ids)
+    path = bm.ship_pretrained(trained, hist, cfg.base, ids)
     assert (path / "model.safetensors").exists() and path.parent == tmp_path / "pretrained"
 
     # Same config and corpus: the shipped weights (fp16) and history come back, and nothing trains.
@@ -152,9 +153,9 @@ def test_shipped_weights_replace_pretraining_only_for_the_same_config_and_corpus
     torch.testing.assert_close(loaded(x).logits, trained(x).logits, atol=2e-2, rtol=1e-2)
 
     # A setting that does not change the weights keeps the match; one that does, another corpus, or opting out train.
-    assert bm.shipped_path(tiny_cfg(max_steps=12, lr=1e-2, eval_every=3).base, 0, len(tokenizer)) == path
-    assert bm.shipped_path(tiny_cfg(max_steps=13, lr=1e-2).base, 0, len(tokenizer)) != path
-    assert bm.shipped_path(cfg.base, 1, len(tokenizer)) != path
+    assert bm.shipped_path(tiny_cfg(max_steps=12, lr=1e-2, eval_every=3).base, len(tokenizer)) == path
+    assert bm.shipped_path(tiny_cfg(max_steps=13, lr=1e-2).base, len(tokenizer)) != path
+    assert bm.shipped_path(replace(cfg.base, seed=1), len(tokenizer)) != path
     other = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids.flip(0), ids, cfg.base, tmp_path / "r3",
                         progress=False)
     opted_out = bm.pretrain(bm.new_model(cfg.base, tokenizer, seed=0), ids, ids,
@@ -198,7 +199,7 @@ def test_the_default_profile_finds_its_shipped_weights():
     tokenizer = bm.get_tokenizer(cfg)
     corpus = bm.fingerprint(bm.corpus_ids(cfg.world, tokenizer, "train"))
     for base_cfg in (cfg.base, large_config(cfg)):
-        path = bm.shipped_path(base_cfg, base_cfg.seed, len(tokenizer))
+        path = bm.shipped_path(base_cfg, len(tokenizer))
         assert (path / "model.safetensors").exists(), f"no shipped weights for {base_cfg}: run the ship stage"
         record = json.loads((path / "pretraining.json").read_text())
         assert record["corpus"] == corpus and record["history"]["finished"]
