@@ -32,7 +32,7 @@ import torch
 
 from rlhf_lib import ppo_trainer as T
 from rlhf_lib.evaluation import mean_ci, score_samples
-from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
+from rlhf_lib.policy_eval import sample_and_measure
 
 
 class GoldReward(torch.nn.Module):
@@ -75,18 +75,15 @@ def main() -> None:
     cfg = get_profile(args.profile, json.loads(args.set))
     s = T.setup(cfg)
     prompts = s["prompts"][: args.prompts] if args.prompts else s["prompts"]
-
-    def evaluate(model, step):
-        return summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
-                                                   s["eval_records"], cfg.ppo.max_new_tokens, cfg.ppo.temperature,
-                                                   cfg.seed + 7))
-
-    start = evaluate(s["ref"], 0)
+    start = T.measure_on_eval_prompts(cfg, s, cfg.ppo, s["ref"])
     reward = GoldReward(s["world"], s["tokenizer"], prompts, center=start["gold"]) if args.reward == "gold" \
         else s["reward_model"]
     policy, value_model = T.new_policy_and_value(cfg, s, cfg.ppo)
+    def evaluate(model, step):  # step 0 is SFT itself, measured above
+        return start if step == 0 else T.measure_on_eval_prompts(cfg, s, cfg.ppo, model)
+
     history = T.train_ppo(policy, s["ref"], value_model, reward, s["tokenizer"], prompts, cfg.ppo, cfg.seed,
-                          evaluate=lambda m, step: start if step == 0 else evaluate(m, step),
+                          evaluate=evaluate,
                           gold=T.gold_scorer(s["world"]), progress=False, speed=cfg.speed)
     measured = T.compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": history["ema"]})
     diff, half = mean_ci([p - q for p, q in zip(measured["ppo"]["gold"], measured["sft"]["gold"])])
@@ -96,7 +93,8 @@ def main() -> None:
                                       cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
     bon = bon.reshape(few, 8)
     print(json.dumps({
-        "reward": args.reward, "settings": json.loads(args.set), "train_prompts": len(prompts), "episodes": history["episodes"][-1],
+        "reward": args.reward, "settings": json.loads(args.set), "train_prompts": len(prompts),
+        "episodes": history["episodes"][-1],
         "eval_curve": [{k: round(e[k], 3) for k in ("step", "kl", "gold")} for e in history["eval"]],
         "gold_sft_eval_temp": round(float(np.mean(measured["sft"]["gold"])), 3),
         "gold_ppo_eval_temp": round(float(np.mean(measured["ppo"]["gold"])), 3),

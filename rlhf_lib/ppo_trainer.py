@@ -271,6 +271,17 @@ def gold_scorer(world: Any) -> Any:
     return lambda records, texts: [r["gold"] for r in score_samples(world, records, texts)]
 
 
+def measure_on_eval_prompts(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig, model: torch.nn.Module
+                            ) -> dict[str, float]:
+    """A point of the training curves: RM score, gold utility and KL to SFT of `model`'s samples on the evaluation
+    prompts, at the rollout temperature (means and 95% half-widths)."""
+    from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
+
+    return summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
+                                               s["eval_records"], ppo_cfg.max_new_tokens, ppo_cfg.temperature,
+                                               cfg.seed + 7))
+
+
 def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True, on_step: Any = None,
             **changes: Any) -> dict[str, Any]:
     """One PPO run with `cfg.ppo` plus `changes` (e.g. beta=0.1, ptx_coef=1.0); saves the EMA policy.
@@ -280,7 +291,6 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
     """
     from rlhf_lib.artifacts import step_dir
     from rlhf_lib.base_model import save_base
-    from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
 
     ppo_cfg = dataclasses.replace(cfg.ppo, **changes)
     policy, value_model = new_policy_and_value(cfg, s, ppo_cfg)
@@ -290,9 +300,7 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
         key = ("sft_eval", ppo_cfg.max_new_tokens, ppo_cfg.temperature)  # step 0 is SFT itself: once per setup
         if step == 0 and key in s:
             return s[key]
-        m = summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
-                                                s["eval_records"], ppo_cfg.max_new_tokens, ppo_cfg.temperature,
-                                                cfg.seed + 7))
+        m = measure_on_eval_prompts(cfg, s, ppo_cfg, model)
         if step == 0:
             s[key] = m
         return m
