@@ -215,6 +215,12 @@ def _valid_item(item: str, valid: tuple[str, ...]) -> bool:
     return any(normalize_value(v) == norm for v in valid)
 
 
+def _elsewhere(claims: list[Claim], task: Task) -> bool:
+    """Does the text make claims about the task's subject, none of them on the relations the task asks about?"""
+    on_subject = [c for c in claims if c.fact.subject == task.subject]
+    return bool(on_subject) and not any(c.fact.relation in task.relations for c in on_subject)
+
+
 def check(world: World, task: Task, completion: str) -> Checks:
     """Score `completion` (the text after the prompt) on every axis. Pure and deterministic."""
     reader = reader_for(world)
@@ -259,7 +265,9 @@ def check(world: World, task: Task, completion: str) -> Checks:
         about = [c for c in claims if c.fact.subject == task.subject and c.fact.relation in task.relations]
         named = re.search(r"\b" + re.escape(task.answer.lower()) + r"\b", text.lower()) is not None
         correct = float(any(c.true for c in about) or (named and not any(not c.true for c in about)))
-        attempts &= bool(about) or named or (task.subject and _mentions(text, task.subject))
+        # answering another question about the same subject is not attempting this one
+        attempts &= bool(about) or named or (bool(task.subject) and _mentions(text, task.subject)
+                                             and not _elsewhere(claims, task))
     elif task.subject:  # open generation: how much true, relevant information it gives
         relevant = {c.fact.relation for c in claims if c.true and c.fact.subject == task.subject}
         relevant |= {r for r in task.relations if names_in_text(world.get(task.subject, r) or "", text)}

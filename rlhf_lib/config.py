@@ -162,7 +162,13 @@ class LabelerConfig:
     flag_error: float = 0.05
     """Chance that a labeler sets a metadata flag wrongly."""
     seed: int = 0
-    """Seed of the pool."""
+    """Seed of the pool (and of the writers' carelessness)."""
+    slip_scale: float = 1.0
+    """How carelessly the training labelers write demonstrations (`rlhf_lib.demonstrators`): every slip rate is this
+    times the writer's carelessness times the paper's SFT rate. 0: perfect writers (the template answer); 1: the
+    rates set once from the paper's Figure 4 (frozen before PPO was measured); 2: twice as careless."""
+    writer_spread: float = 1.0
+    """Sigma of the writers' log-normal carelessness (mean 1): most write carefully, a few slip often."""
 
 
 @dataclass

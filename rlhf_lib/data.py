@@ -19,7 +19,7 @@ import json
 import random
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,14 +94,14 @@ class PromptRecord:
         if not isinstance(d, dict):
             raise DatasetError(f"expected a JSON object with fields {', '.join(_field_names(cls))}, got {short_repr(d)}")
         names = _field_names(cls)
-        for name in names:
+        for name in _required_names(cls):
             if name not in d:
                 raise DatasetError(f"missing field {name!r} ({cls.__name__} needs {', '.join(names)})")
         extra = [k for k in d if k not in names]
         if extra:
-            hint = " (an SFT file? load it with SFTRecord)" if extra == ["demonstration"] else ""
+            hint = " (an SFT file? load it with SFTRecord)" if "demonstration" in extra else ""
             raise DatasetError(f"unknown field {extra[0]!r}{hint}; {cls.__name__} has only {', '.join(names)}")
-        return cls(**{name: d[name] for name in names})
+        return cls(**{name: d[name] for name in names if name in d})
 
 
 @dataclass
@@ -110,6 +110,17 @@ class SFTRecord(PromptRecord):
 
     demonstration: str
     """The labeler-written answer; non-empty."""
+    writer: str = ""
+    """The training labeler who wrote it (`rlhf_lib.demonstrators`); empty for real data."""
+    slips: list = field(default_factory=list)
+    """The slips its writer made (`rlhf_lib.demonstrators.SLIPS`); [] for a perfect answer."""
+    oracle: str = ""
+    """The template answer a perfect writer gives, for analysis only (never trained on); empty for real data."""
+
+
+def _required_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
 
 
 def _field_names(cls: type) -> list[str]:

@@ -21,7 +21,8 @@ from rlhf_lib import data as D
 from rlhf_lib.artifacts import step_dir, write_json_atomic
 from rlhf_lib.checks import Checks, check
 from rlhf_lib.config import Profile
-from rlhf_lib.labelers import Labeler, agreement_matrix, calibrate_noise, group_agreement, make_pool
+from rlhf_lib.demonstrators import SLIPS, WritingProfile, eligible, slip_rates, write, writing_profiles
+from rlhf_lib.labelers import Labeler, agreement_matrix, calibrate_noise, gold_utility, group_agreement, make_pool
 from rlhf_lib.tasks import Task, candidate_set
 from rlhf_lib.users import simulate_users
 from rlhf_lib.world import World
@@ -50,6 +51,8 @@ class BuildResult:
     """Examples of what each rule removed."""
     near_duplicates: list[tuple[str, str]] = field(default_factory=list)
     """(kept prompt, removed prompt) pairs that differ in text but share the long prefix."""
+    oracles: dict[str, str] = field(default_factory=dict)
+    """prompt_id -> the template answer a perfect writer gives, for every kept prompt (analysis only)."""
 
 
 def build_datasets(cfg: Profile, world: World) -> BuildResult:
@@ -86,7 +89,9 @@ def build_datasets(cfg: Profile, world: World) -> BuildResult:
         removed["pii"] += gone
     stages.append(("filter_pii", sum(len(v) for v in splits.values())))
 
-    # 5) divide train and valid among the three datasets in the paper's proportions
+    # 5) divide train and valid among the three datasets in the paper's proportions; the training labelers write
+    #    the SFT demonstrations
+    writers = training_writers(cfg)
     rng = random.Random(c.seed)
     datasets: dict[str, list[D.PromptRecord]] = {}
     for split in ("train", "valid"):
@@ -99,18 +104,65 @@ def build_datasets(cfg: Profile, world: World) -> BuildResult:
             n = int(sizes[d] * scale)
             chunk = sorted(pool[start: start + n], key=lambda r: r.prompt_id)
             start += n
-            datasets[f"{d}_{split}"] = [D.SFTRecord(**r.to_dict(), demonstration=demo[r.prompt_id]) for r in chunk] \
-                if d == "sft" else chunk
+            datasets[f"{d}_{split}"] = [written_by_labelers(cfg, world, r, demo[r.prompt_id], writers)
+                                        for r in chunk] if d == "sft" else chunk
     datasets["test"] = sorted(splits["test"], key=lambda r: r.prompt_id)[: targets["test"]]
-    return BuildResult(datasets, stages, {k: v[:20] for k, v in removed.items()}, near)
+    oracles = {r.prompt_id: demo[r.prompt_id] for recs in datasets.values() for r in recs}
+    return BuildResult(datasets, stages, {k: v[:20] for k, v in removed.items()}, near, oracles)
+
+
+def training_writers(cfg: Profile) -> list[WritingProfile]:
+    """The training labelers' writing profiles (held-out labelers write nothing, as in the paper)."""
+    lc = cfg.labelers
+    ids = [f"L{i:02d}" for i in range(lc.n_labelers - lc.n_heldout)]  # the ids `make_pool` gives the training group
+    return writing_profiles(ids, lc.slip_scale, lc.writer_spread, seed=lc.seed)
+
+
+def written_by_labelers(cfg: Profile, world: World, record: D.PromptRecord, oracle: str,
+                        writers: list[WritingProfile]) -> D.SFTRecord:
+    """The SFT record of `record`: a training labeler, drawn per prompt, writes its demonstration."""
+    rng = random.Random(f"{cfg.labelers.seed}:{record.prompt_id}")
+    profile = rng.choice(writers)
+    text, slips = write(world, task_of(record), oracle, profile, rng)
+    return D.SFTRecord(**record.to_dict(), demonstration=text, writer=profile.writer, slips=slips, oracle=oracle)
+
+
+def demonstration_metrics(world: World, records: list[D.SFTRecord]) -> dict[str, Any]:
+    """Gold utility of the demonstrations and of the oracle on the same prompts; each slip's rate over the prompts
+    where it can happen (`demo_slip_rates`), and the share of answers showing each slip's sign on its axis, the
+    measure that applies to any model's samples too (`*_sign_rates`)."""
+    tasks = [task_of(r) for r in records]
+    demo_checks = [check(world, t, r.demonstration) for t, r in zip(tasks, records)]
+    oracle_checks = [check(world, t, r.oracle) for t, r in zip(tasks, records)]
+    demo_gold = [gold_utility(c, r.demonstration) for c, r in zip(demo_checks, records)]
+    oracle_gold = [gold_utility(c, r.oracle) for c, r in zip(oracle_checks, records)]
+    can = [eligible(world, t, r.oracle) for t, r in zip(tasks, records)]
+    made = {s: float(np.mean([s in r.slips for r, e in zip(records, can) if e[s]] or [np.nan])) for s in SLIPS}
+    return {"demo_gold_mean": float(np.mean(demo_gold)), "oracle_gold_mean": float(np.mean(oracle_gold)),
+            "demo_slip_rates": made, "demo_share_with_slip": float(np.mean([bool(r.slips) for r in records])),
+            "demo_sign_rates": slip_rates(tasks, demo_checks, [r.demonstration for r in records]),
+            "oracle_sign_rates": slip_rates(tasks, oracle_checks, [r.oracle for r in records]),
+            "slip_eligible_share": {s: float(np.mean([e[s] for e in can])) for s in SLIPS}}
 
 
 def data_dir(profile: str) -> Path:
     return step_dir(profile, "data")
 
 
-def save_datasets(profile: str, datasets: dict[str, list[D.PromptRecord]]) -> dict[str, Path]:
-    return {name: D.save_jsonl(data_dir(profile) / FILES[name], recs) for name, recs in datasets.items()}
+def save_datasets(profile: str, result: BuildResult) -> dict[str, Path]:
+    """Every dataset as JSONL, and the oracle answers apart (`oracles.json`), so that no training file holds them."""
+    paths = {name: D.save_jsonl(data_dir(profile) / FILES[name], recs) for name, recs in result.datasets.items()}
+    paths["oracles"] = data_dir(profile) / "oracles.json"
+    write_json_atomic(paths["oracles"], result.oracles)
+    return paths
+
+
+def load_oracles(profile: str) -> dict[str, str]:
+    """prompt_id -> the oracle answer (the ceiling drawn in notebooks 01, 02 and 04; never a training signal)."""
+    path = data_dir(profile) / "oracles.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook 01 (or `rlhf_lib.dataset.build_data(cfg)`).")
+    return json.loads(path.read_text())
 
 
 def load_dataset(profile: str, name: str) -> list[D.PromptRecord]:
@@ -212,35 +264,40 @@ def build_data(cfg: Profile) -> dict[str, Any]:
 
     world = world_for(cfg.world)
     result = build_datasets(cfg, world)
-    save_datasets(cfg.name, result.datasets)
+    save_datasets(cfg.name, result)
     items = calibration_items(cfg, world, result.datasets)
     half = len(items) // 2
     pool = calibrated_pool(cfg, items[:half])
     save_pool(cfg.name, pool)
     _, agreement = measure_agreement(pool, items[half:])
-    metrics = data_metrics(cfg, result, pool, agreement)
+    metrics = data_metrics(cfg, world, result, pool, agreement)
     write_metrics(cfg.name, "data", metrics)
     return metrics
 
 
 def calibration_items(cfg: Profile, world: World, datasets: dict[str, list[D.PromptRecord]]):
-    """Candidate sets on SFT-train prompts (they carry demonstrations), for calibrating and measuring agreement."""
+    """Candidate sets on SFT-train prompts, for calibrating and measuring agreement: the oracle answer and spoiled
+    versions of it (the demonstrations' own slips would change what is being calibrated)."""
     recs = datasets["sft_train"][: cfg.labelers.n_calibration_items]
-    demos = {r.prompt_id: r.demonstration for r in recs}
+    demos = {r.prompt_id: r.oracle or r.demonstration for r in recs}  # type: ignore[attr-defined]
     return candidate_items(world, recs, demos, cfg.labelers.k_min, cfg.labelers.k_max, cfg.labelers.seed)
 
 
-def data_metrics(cfg: Profile, result: BuildResult, pool: list[Labeler], agreement: dict[str, float]) -> dict[str, Any]:
+def data_metrics(cfg: Profile, world: World, result: BuildResult, pool: list[Labeler], agreement: dict[str, float]
+                 ) -> dict[str, Any]:
+    """`data/metrics.json`: sizes, prompts after each rule, labeler noise and agreement, the audit, and the
+    demonstrations against the oracle (`demonstration_metrics`)."""
     sizes = {f"n_{name}": len(recs) for name, recs in result.datasets.items()}
     rules = {f"prompts_after_{name}": n for name, n in result.stages}
     noise = {f"noise_{g}": next(lab.noise for lab in pool if lab.group == g) for g in ("train", "heldout")}
     return {**agreement, **sizes, **rules, **noise,
-            **audit(result.datasets, cfg.data.cap_per_user, cfg.data.dedup_prefix_chars)}
+            **audit(result.datasets, cfg.data.cap_per_user, cfg.data.dedup_prefix_chars),
+            **demonstration_metrics(world, result.datasets["sft_train"])}  # type: ignore[arg-type]
 
 
 def ensure_data(cfg: Profile) -> None:
     """Build the datasets when they are missing, so each later notebook runs alone."""
-    if not all((data_dir(cfg.name) / f).exists() for f in FILES.values()) or \
+    if not all((data_dir(cfg.name) / f).exists() for f in list(FILES.values()) + ["oracles.json"]) or \
             not (data_dir(cfg.name) / "labelers.json").exists():
         print(f"No datasets under {data_dir(cfg.name)}: building them (this is what notebook 01 does).")
         build_data(cfg)

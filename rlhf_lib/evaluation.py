@@ -13,23 +13,36 @@ import numpy as np
 
 from rlhf_lib.checks import check
 from rlhf_lib.data import PromptRecord
+from rlhf_lib.demonstrators import SLIPS, slip_signs
 from rlhf_lib.labelers import gold_utility
 from rlhf_lib.tasks import CLOSED_DOMAIN, Task
 from rlhf_lib.world import World
 
 AXIS_KEYS = ("attempts", "follows_constraints", "hallucinates", "appropriate", "correct", "gold")
+SLIP_KEYS = tuple(f"slip_{s}" for s in SLIPS)
+"""Share of samples showing each writer's slip (`rlhf_lib.demonstrators.slip_signs`), where it can show."""
 
 
 def score_samples(world: World, records: list[PromptRecord], completions: list[str]) -> list[dict[str, Any]]:
     """One row per sample: the checker's axes and the gold utility (analysis only)."""
     rows = []
     for rec, text in zip(records, completions, strict=True):
-        c = check(world, Task.from_dict(rec.task), text)
+        task = Task.from_dict(rec.task)
+        c = check(world, task, text)
+        signs = {f"slip_{k}": (None if v is None else float(v)) for k, v in slip_signs(task, c, text).items()}
         rows.append({"prompt_id": rec.prompt_id, "category": rec.category, "kind": rec.kind,
                      "attempts": float(c.attempts), "follows_constraints": c.follows_constraints,
                      "hallucinates": float(c.hallucinates), "appropriate": float(c.appropriate),
-                     "correct": c.correct, "gold": gold_utility(c, text), "n_words": c.n_words})
+                     "correct": c.correct, "gold": gold_utility(c, text), "n_words": c.n_words, **signs})
     return rows
+
+
+def score_oracle(cfg: Any, world: World, records: list[PromptRecord]) -> dict[str, float]:
+    """The oracle's answers (perfect writers) on `records`, summarised like any policy's samples: the ceiling."""
+    from rlhf_lib.dataset import load_oracles
+
+    oracles = load_oracles(cfg.name)
+    return summarize(score_samples(world, records, [oracles[r.prompt_id] for r in records]))
 
 
 def mean_ci(values: list[float], z: float = 1.96) -> tuple[float, float]:
@@ -44,7 +57,7 @@ def mean_ci(values: list[float], z: float = 1.96) -> tuple[float, float]:
 def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Mean of every axis over the samples, and `<axis>_ci` the 95% half-width."""
     out: dict[str, float] = {}
-    for key in AXIS_KEYS:
+    for key in AXIS_KEYS + SLIP_KEYS:
         m, h = mean_ci([r[key] for r in rows])
         out[key], out[f"{key}_ci"] = m, h
     return out

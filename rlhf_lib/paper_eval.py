@@ -223,7 +223,7 @@ def build_eval(cfg: Any, progress: bool = True,
         "winrate_vs_sft_by_heldout_labelers": {k: metrics[k]["winrate_vs_sft"] for k in by_train},
         "winrate_vs_sft_ci_by_train_labelers": {k: v["winrate_vs_sft_ci"] for k, v in by_train.items()}}
     tax = read_metrics(cfg.name, "ppo_ptx") or {}
-    metrics["findings"] = findings(metrics, tax.get("findings", []))
+    metrics["findings"] = findings(metrics, tax.get("findings", []), read_metrics(cfg.name, "ppo") or {})
     metrics["n_findings_hold"] = sum(f["holds"] for f in metrics["findings"])
     metrics["examples"] = [{"prompt": r.prompt, **{k: answers[k][i] for k in ("gpt", "gpt_prompted", "sft", ALIGNED)}}
                            for i, r in enumerate(test[:6])]
@@ -231,14 +231,36 @@ def build_eval(cfg: Any, progress: bool = True,
     return metrics
 
 
-def findings(m: dict[str, Any], tax: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def headline_findings(m: dict[str, Any], ppo: dict[str, Any]) -> list[dict[str, Any]]:
+    """The paper's first result (Figure 1), as two findings: the labelers' order of preference, and PPO's gold
+    utility above SFT's (`ppo`: `ppo/metrics.json`, whose paired difference is over the same prompts)."""
+    ptx, rl, gpt, gpt_p = m[ALIGNED], m["ppo"], m["gpt"], m["gpt_prompted"]
+    wr = lambda x: _fmt_ci(x, "winrate_vs_sft")  # noqa: E731
+    beats_sft = lambda x: bool(x["winrate_vs_sft_ci"][0] > 0.5)  # noqa: E731
+    below_sft = lambda x: bool(x["winrate_vs_sft_ci"][1] < 0.5)  # noqa: E731
+    diff, half = ppo.get("gold_ppo_minus_sft", float("nan")), ppo.get("gold_ppo_minus_sft_ci", float("nan"))
+    return [
+        {"claim": "Labelers prefer PPO-ptx and PPO to SFT, and SFT to GPT prompted and GPT "
+                  "(PPO-ptx ≈ PPO > SFT > GPT prompted > GPT)",
+         "ours": f"held-out labelers' win rate vs SFT: PPO-ptx {wr(ptx)}, PPO {wr(rl)}, GPT prompted {wr(gpt_p)}, "
+                 f"GPT {wr(gpt)}",
+         "holds": beats_sft(ptx) and beats_sft(rl) and below_sft(gpt_p) and _above(gpt_p, gpt),
+         "test": "PPO-ptx and PPO above 0.5 with their intervals, GPT prompted below 0.5 with its interval, "
+                 "GPT prompted above GPT, intervals apart"},
+        {"claim": "PPO's gold utility is above SFT's",
+         "ours": f"PPO minus SFT gold utility, paired over the evaluation prompts: {diff:+.2f} ± {half:.2f}",
+         "holds": bool(diff - half > 0), "test": "the paired 95% interval above 0"},
+    ]
+
+
+def findings(m: dict[str, Any], tax: list[dict[str, Any]], ppo: dict[str, Any]) -> list[dict[str, Any]]:
     """The paper's findings (its abstract and Section 4), each as {claim, ours, holds, test}: `test` says what
     decides `holds`, fixed before any number was seen. Win-rate claims need the 95% intervals to support them."""
     ptx, gpt, big = m[ALIGNED], m["gpt"], m["gpt_large"]
     big_p, gpt_p, ft = m["gpt_large_prompted"], m["gpt_prompted"], m["gpt_ft"]
     g = m["generalisation"]
     wr = lambda x: _fmt_ci(x, "winrate_vs_sft")  # noqa: E731
-    out = [
+    out = headline_findings(m, ppo) + [
         {"claim": "Labelers prefer InstructGPT (PPO-ptx) to GPT, even to few-shot-prompted GPT",
          "ours": f"win rate vs SFT: PPO-ptx {wr(ptx)}, GPT {wr(gpt)}, GPT prompted {wr(gpt_p)}",
          "holds": _above(ptx, gpt) and _above(ptx, gpt_p), "test": "PPO-ptx above both, intervals apart"},

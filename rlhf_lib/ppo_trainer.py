@@ -352,14 +352,19 @@ def compare_with_sft(cfg: Any, s: dict[str, Any], policies: dict[str, torch.nn.M
             for name, p in policies.items()}
 
 
-def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict]) -> dict[str, Any]:
-    """`ppo/metrics.json`: gold utility and RM score of SFT and PPO with 95% CIs, the final KL, run times."""
-    from rlhf_lib.evaluation import mean_ci
+def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict], oracle: dict[str, float]) -> dict[str, Any]:
+    """`ppo/metrics.json`: gold utility and RM score of SFT and PPO with 95% CIs, each writer's slip in their samples
+    and in the oracle's answers on the same prompts (`oracle`, from `evaluation.score_oracle`), the final KL, run
+    times."""
+    from rlhf_lib.evaluation import SLIP_KEYS, mean_ci
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"gold_oracle": oracle["gold"],
+                           "slip_rates_oracle": {k.removeprefix("slip_"): oracle[k] for k in SLIP_KEYS}}
     for name, m in measured.items():
         for key in ("gold", "rm"):
             out[f"{key}_{name}"], out[f"{key}_{name}_ci"] = mean_ci(m[key])
+        out[f"slip_rates_{name}"] = {k.removeprefix("slip_"): mean_ci([r[k] for r in m["rows"]])[0]
+                                     for k in SLIP_KEYS}
     main = histories["ppo"]
     diff, diff_ci = mean_ci([p - q for p, q in zip(measured["ppo"]["gold"], measured["sft"]["gold"])])
     out |= {"kl_final": main["eval"][-1]["kl"], "kl_train_final": main["kl"][-1],
@@ -377,11 +382,12 @@ def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict]) -> dict[s
 def build_ppo(cfg: Any, progress: bool = True) -> dict[str, Any]:
     """Notebook 04's models and metrics without the plots: PPO, the small-beta run, the comparison with SFT."""
     from rlhf_lib.artifacts import write_metrics
+    from rlhf_lib.evaluation import score_oracle
 
     s = setup(cfg)
     histories = run_ppo_runs(cfg, s, {"ppo": {}, "small_beta": {"beta": cfg.ppo.small_beta}}, progress)
     measured = compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": histories["ppo"]["ema"]})
-    metrics = ppo_metrics(measured, histories)
+    metrics = ppo_metrics(measured, histories, score_oracle(cfg, s["world"], s["eval_records"]))
     write_metrics(cfg.name, "ppo", metrics)
     return metrics
 

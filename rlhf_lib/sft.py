@@ -25,6 +25,7 @@ from transformers import PreTrainedTokenizerBase
 
 from rlhf_lib.config import SFTConfig, SpeedConfig
 from rlhf_lib.data import SFTRecord
+from rlhf_lib.evaluation import SLIP_KEYS, score_oracle
 from rlhf_lib.speed import autocast
 from rlhf_lib.training import (adamw, cosine_lr, fingerprint, load_checkpoint, my_rows, optimizer_step, read_losses,
                                save_checkpoint, set_lr)
@@ -219,13 +220,15 @@ def build_sft(profile_cfg: Any, progress: bool = True) -> dict[str, Any]:
     if cfg.sft.lora:
         model = model.merge_and_unload()
     save_base(model, tokenizer, model_dir(cfg.name))
-    metrics = sft_metrics(base_scores, prompted_scores, history)
+    metrics = sft_metrics(base_scores, prompted_scores, history, score_oracle(cfg, world, evals))
     write_metrics(cfg.name, "sft", metrics)
     return metrics
 
 
-def sft_metrics(base: dict[str, float], prompted: dict[str, float], history: dict[str, Any]) -> dict[str, Any]:
-    """`sft/metrics.json`: gold utility and axes of base, few-shot-prompted base and SFT samples; loss per epoch."""
+def sft_metrics(base: dict[str, float], prompted: dict[str, float], history: dict[str, Any],
+                oracle: dict[str, float]) -> dict[str, Any]:
+    """`sft/metrics.json`: gold utility, axes and writers' slips of base, few-shot-prompted base and SFT samples, and
+    of the oracle answers on the same prompts (the ceiling); loss per epoch."""
     final = history["epoch_metrics"][-1]
     out: dict[str, Any] = {"gold_base": base["gold"], "gold_prompted": prompted["gold"], "gold_sft": final["gold"],
                            "gold_base_ci": base["gold_ci"], "gold_prompted_ci": prompted["gold_ci"],
@@ -236,9 +239,11 @@ def sft_metrics(base: dict[str, float], prompted: dict[str, float], history: dic
                            "best_gold_epoch": int(max(range(len(history["epoch_metrics"])),
                                                       key=lambda i: history["epoch_metrics"][i]["gold"])),
                            "train_seconds": history["train_seconds"]}
-    for name, scores in (("base", base), ("prompted", prompted), ("sft", final)):
+    out["gold_oracle"] = oracle["gold"]
+    for name, scores in (("base", base), ("prompted", prompted), ("sft", final), ("oracle", oracle)):
         for axis in ("attempts", "follows_constraints", "hallucinates", "appropriate", "correct"):
             out[f"{axis}_{name}"] = scores[axis]
+        out[f"slip_rates_{name}"] = {k.removeprefix("slip_"): scores[k] for k in SLIP_KEYS}
     return out
 
 

@@ -95,3 +95,28 @@ def test_bad_dataset_file_names_file_line_and_field(built, tmp_path):
         load_jsonl(bad, SFTRecord)
     with pytest.raises(ValueError, match="Valid names"):
         ds.load_dataset(cfg.name, "sft_tests")
+
+
+def test_training_labelers_write_the_demonstrations(built):
+    cfg, metrics, data = built
+    pool = {lab.labeler_id: lab.group for lab in ds.load_pool(cfg.name)}
+    sft = data["sft_train"] + data["sft_valid"]
+    assert {pool[r.writer] for r in sft} == {"train"}  # held-out labelers write nothing
+    assert len({r.writer for r in sft}) > 5
+    for r in sft:  # a demonstration differs from the oracle exactly when its writer slipped
+        assert (r.demonstration != r.oracle) == bool(r.slips)
+    assert 0 < sum(bool(r.slips) for r in sft) < len(sft) / 2
+    oracles = ds.load_oracles(cfg.name)
+    assert all(oracles[r.prompt_id] == r.oracle for r in sft)
+    assert all(r.prompt_id in oracles for r in data["ppo_valid"] + data["test"])  # the ceiling on any prompt
+    assert metrics["oracle_gold_mean"] > metrics["demo_gold_mean"]
+    assert set(metrics["demo_slip_rates"]) == {"drifts", "ignores_constraint", "adds_detail", "rude", "stops_short"}
+    assert all(v == 0 for v in metrics["oracle_sign_rates"].values())
+
+
+def test_perfect_writers_write_the_oracle():
+    from rlhf_lib.base_model import world_for
+
+    cfg = get_profile("smoke", {"labelers.slip_scale": 0.0})
+    result = ds.build_datasets(cfg, world_for(cfg.world))
+    assert all(r.demonstration == r.oracle and r.slips == [] for r in result.datasets["sft_train"])

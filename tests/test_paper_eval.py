@@ -125,21 +125,47 @@ def test_findings_follow_the_numbers_not_the_paper():
     tax = [{"claim": "PPO-ptx recovers the benchmarks better than a larger KL coefficient", "ours": "x",
             "holds": True}]
     good = {f["claim"]: f["holds"] for f in E.findings(fake_metrics(hallucinates=0.1, truthful=0.9,
-                                                                    toxicity_respectful=0.02), tax)}
+                                                                    toxicity_respectful=0.02), tax, {})}
     assert all(good.values()) is False  # hedging: PPO-ptx hedges no more than SFT in the fake numbers
     assert good["Labelers prefer InstructGPT (PPO-ptx) to GPT, even to few-shot-prompted GPT"]
     assert good["InstructGPT hallucinates less than GPT on closed-domain tasks"]
     assert good["InstructGPT is less toxic than GPT only when asked to be respectful"]
     assert good["PPO-ptx pays less alignment tax than a larger KL coefficient"]
     # overlapping intervals: a preference the CIs do not support does not hold
-    close = {f["claim"]: f["holds"] for f in E.findings(fake_metrics(ptx_win=0.25, gpt_win=0.2), [])}
+    close = {f["claim"]: f["holds"] for f in E.findings(fake_metrics(ptx_win=0.25, gpt_win=0.2), [], {})}
     assert not close["Labelers prefer InstructGPT (PPO-ptx) to GPT, even to few-shot-prompted GPT"]
     assert not close["PPO-ptx pays less alignment tax than a larger KL coefficient"]  # notebook 05 missing
     worse = {f["claim"]: f["holds"] for f in E.findings(fake_metrics(toxicity_plain=0.0, toxicity_respectful=0.05,
-                                                                     truthful=0.1), [])}
+                                                                     truthful=0.1), [], {})}
     assert not worse["InstructGPT is less toxic than GPT only when asked to be respectful"]
     assert not worse["InstructGPT is more truthful than GPT (TruthfulQA)"]
-    assert all({"claim", "ours", "holds", "test"} <= set(f) for f in E.findings(fake_metrics(), []))
+    assert all({"claim", "ours", "holds", "test"} <= set(f) for f in E.findings(fake_metrics(), [], {}))
+
+
+ORDER = ("Labelers prefer PPO-ptx and PPO to SFT, and SFT to GPT prompted and GPT "
+         "(PPO-ptx ≈ PPO > SFT > GPT prompted > GPT)")
+
+
+def headline(m, ppo):
+    return {f["claim"]: f["holds"] for f in E.findings(m, [], ppo)}
+
+
+def test_the_headline_holds_only_when_ppo_beats_sft_by_the_numbers():
+    m = fake_metrics(ptx_win=0.62)
+    m["ppo"] = m["ppo"] | {"winrate_vs_sft": 0.6, "winrate_vs_sft_ci": [0.55, 0.65]}
+    m["gpt_prompted"] = m["gpt_prompted"] | {"winrate_vs_sft": 0.35, "winrate_vs_sft_ci": [0.3, 0.4]}
+    won = {"gold_ppo_minus_sft": 0.2, "gold_ppo_minus_sft_ci": 0.1}
+    assert headline(m, won)[ORDER] and headline(m, won)["PPO's gold utility is above SFT's"]
+    # PPO loses to SFT (the default profile before demonstrators slipped): neither claim holds
+    lost = {"gold_ppo_minus_sft": -0.03, "gold_ppo_minus_sft_ci": 0.16}
+    m["ppo"] = m["ppo"] | {"winrate_vs_sft": 0.48, "winrate_vs_sft_ci": [0.42, 0.54]}
+    assert not headline(m, lost)[ORDER] and not headline(m, lost)["PPO's gold utility is above SFT's"]
+    # a gain whose interval reaches 0 is not a finding; nor is a PPO win with PPO-ptx at chance
+    assert not headline(m, {"gold_ppo_minus_sft": 0.1, "gold_ppo_minus_sft_ci": 0.12})["PPO's gold utility is above SFT's"]
+    m["ppo"] = m["ppo"] | {"winrate_vs_sft": 0.6, "winrate_vs_sft_ci": [0.55, 0.65]}
+    m["ppo_ptx"] = m["ppo_ptx"] | {"winrate_vs_sft": 0.52, "winrate_vs_sft_ci": [0.46, 0.58]}
+    assert not headline(m, won)[ORDER]
+    assert not headline(fake_metrics(), {})["PPO's gold utility is above SFT's"]  # notebook 04 has not run
 
 
 def test_heldout_category_records_are_all_of_that_category(world):
