@@ -260,3 +260,20 @@ def slip_rates(tasks: list[Task], checks: list[Checks], texts: list[str]) -> dic
         seen = [s[slip] for s in signs if s[slip] is not None]
         out[slip] = float(np.mean(seen)) if seen else float("nan")
     return out
+
+
+def slip_reading_accuracy(scores: list[np.ndarray], signs: list[list[dict[str, bool | None]]]
+                          ) -> dict[str, tuple[float, int]]:
+    """How often `scores` prefer the answer without a slip, over pairs of one prompt's answers that differ in that
+    slip's sign alone: {slip: (accuracy, pairs)}. Equal scores count half. Can the reward model read each slip?"""
+    counts: dict[str, list[float]] = {}
+    for s, sg in zip(scores, signs):
+        for i in range(len(sg)):
+            for j in range(i + 1, len(sg)):
+                differ = [k for k in SLIPS if bool(sg[i][k]) != bool(sg[j][k])]
+                if len(differ) != 1:
+                    continue
+                clean, slipped = (i, j) if sg[j][differ[0]] else (j, i)
+                right = 1.0 if s[clean] > s[slipped] else 0.5 if s[clean] == s[slipped] else 0.0
+                counts.setdefault(differ[0], []).append(right)
+    return {k: (float(np.mean(v)), len(v)) for k, v in counts.items()}

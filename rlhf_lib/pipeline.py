@@ -93,7 +93,7 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
 
 HEADLINES = ("sft/gold_sft", "rm/acc_train_labelers", "rm/acc_heldout_labelers", "ppo/gold_ppo_minus_sft",
              "ppo/kl_final", "ppo_ptx/ppo/benchmark_mean", "ppo_ptx/ppo_ptx/benchmark_mean",
-             "eval/ppo_ptx/winrate_vs_sft", "eval/gpt/winrate_vs_sft",
+             "eval/ppo_ptx/winrate_vs_sft", "eval/ppo/winrate_vs_sft", "eval/gpt/winrate_vs_sft",
              "eval/gpt_large_prompted/winrate_vs_sft", "eval/ppo_ptx/truthful",
              "eval/ppo_ptx/toxicity_respectful", "eval/n_findings_hold")
 """The figures `--seeds` repeats: `step/key/...` paths into each step's metrics.json."""

@@ -104,3 +104,16 @@ def test_slip_rates_count_only_answers_where_the_slip_can_show(world):
     rates = DM.slip_rates([t_open, t_sum], [check(world, t_open, texts[0]), check(world, t_sum, texts[1])], texts)
     assert rates["adds_detail"] == 1.0  # the open-domain answer does not count in the denominator
     assert rates["rude"] == 0.0
+
+
+def test_slip_reading_accuracy_counts_pairs_that_differ_in_one_slip():
+    clean = {s: False for s in DM.SLIPS}
+    rude, short = clean | {"rude": True}, clean | {"stops_short": True}
+    both = rude | {"stops_short": True}
+    # prompt 1: the RM prefers the clean answer to the rude one, and ties it with the short one
+    # prompt 2: the RM prefers the rude answer (wrong); the pair (rude, both) differs in stops_short only
+    scores = [np.array([1.0, 0.0, 1.0]), np.array([0.0, 2.0, 1.0])]
+    signs = [[clean, rude, short], [clean, rude, both]]
+    got = DM.slip_reading_accuracy(scores, signs)
+    assert got["rude"] == (0.5, 2)           # right on prompt 1, wrong on prompt 2
+    assert got["stops_short"] == (0.75, 2)   # a tie (0.5) on prompt 1, right on prompt 2 (rude 2.0 > both 1.0)
