@@ -384,14 +384,20 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     return metrics
 
 
+def large_config(cfg: Profile) -> BaseConfig:
+    """The base config of GPT-L (`rlhf_lib.baselines`): same training recipe, larger shape. It lives here, beside the
+    base config it varies, so that shipping GPT-L's weights needs nothing from the baselines module."""
+    e = cfg.eval
+    return replace(cfg.base, n_layer=e.large_n_layer, n_head=e.large_n_head, n_embd=e.large_n_embd,
+                   hub_model=None)  # pretrained here; a hub GPT-L is loaded, not built
+
+
 def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     """The maintainers' step after a change to the world, the corpus or the pretraining config: pretrain the profile's
     base model and its larger sibling GPT-L here (resuming from checkpoints) and ship both in `data/pretrained/`.
 
         python -m rlhf_lib.train ship --profile default
     """
-    from rlhf_lib.baselines import large_config
-
     tokenizer = get_tokenizer(cfg)
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     shipped = {}

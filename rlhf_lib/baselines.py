@@ -15,8 +15,12 @@ from typing import Any
 
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
+from rlhf_lib.artifacts import step_dir
+from rlhf_lib.base_model import (corpus_ids, large_config, load_base, load_pretrained, new_model, pretrain,
+                                 resolve_device, save_base, world_for)
 from rlhf_lib.data import SFTRecord
 from rlhf_lib.nlp_tasks import Item, build_benchmarks
+from rlhf_lib.sft import train_sft
 
 FT_CATEGORY = {"reading_qa": "closed_qa", "closed_book_qa": "open_qa", "multiple_choice": "classification"}
 """The paper's use-case category each public task would fall under (the records need one)."""
@@ -43,16 +47,11 @@ def _as_example(item: Item) -> tuple[str, str]:
 
 
 def gpt_ft_dir(profile: str) -> Path:
-    from rlhf_lib.artifacts import step_dir
-
     return step_dir(profile, "eval") / "gpt_ft"
 
 
 def load_gpt_ft(cfg: Any, progress: bool = True) -> GPT2LMHeadModel:
     """GPT-FT: fine-tunes the base model on the public tasks (SFT's loop and loss) the first time, then loads it."""
-    from rlhf_lib.base_model import load_base, load_pretrained, save_base, world_for
-    from rlhf_lib.sft import train_sft
-
     path = gpt_ft_dir(cfg.name)
     if not (path / "config.json").exists():
         model, tokenizer = load_base(cfg)
@@ -65,25 +64,14 @@ def load_gpt_ft(cfg: Any, progress: bool = True) -> GPT2LMHeadModel:
     return load_pretrained(path, cfg.device)[0]
 
 
-def large_config(cfg: Any) -> Any:
-    """The base config of GPT-L: same training recipe, larger shape."""
-    e = cfg.eval
-    return dataclasses.replace(cfg.base, n_layer=e.large_n_layer, n_head=e.large_n_head, n_embd=e.large_n_embd,
-                               hub_model=None)  # pretrained here; a hub GPT-L is loaded, not built
-
-
 def large_dir(profile: str) -> Path:
-    from rlhf_lib.artifacts import step_dir
-
     return step_dir(profile, "base") / "model_large"
 
 
 def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
     """GPT-L: pretrained like the base model (same corpus, tokenizer, steps, schedule) the first time, then loaded.
-    Its checkpoints are keyed by its own config, so a kill resumes it like the base model."""
-    from rlhf_lib.base_model import (corpus_ids, load_base, load_pretrained, new_model, pretrain, resolve_device,
-                                     save_base)
-
+    Its checkpoints are keyed by its own config, so a kill resumes it like the base model. Its config is
+    `base_model.large_config`, which the shipping step (`base_model.pretrain_and_ship`) also uses."""
     path = large_dir(cfg.name)
     if (path / "config.json").exists():
         return load_pretrained(path, cfg.device)

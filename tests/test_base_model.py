@@ -193,12 +193,10 @@ def test_the_default_profile_finds_its_shipped_weights():
     every default run would quietly pretrain for an hour first."""
     import json
 
-    from rlhf_lib.baselines import large_config
-
     cfg = get_profile("default")
     tokenizer = bm.get_tokenizer(cfg)
     corpus = bm.fingerprint(bm.corpus_ids(cfg.world, tokenizer, "train"))
-    for base_cfg in (cfg.base, large_config(cfg)):
+    for base_cfg in (cfg.base, bm.large_config(cfg)):
         path = bm.shipped_path(base_cfg, len(tokenizer))
         assert (path / "model.safetensors").exists(), f"no shipped weights for {base_cfg}: run the ship stage"
         record = json.loads((path / "pretraining.json").read_text())
