@@ -4,12 +4,7 @@ import pytest
 
 from rlhf_lib.checks import check, reader_for
 from rlhf_lib.tasks import Task
-from rlhf_lib.world import Fact, build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
+from rlhf_lib.world import Fact
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,10 @@ from rlhf_lib import labelers as L
 from rlhf_lib.checks import check
 from rlhf_lib.labels import validate
 from rlhf_lib.tasks import candidate_set, make_task
-from rlhf_lib.world import build_world
 
 
 @pytest.fixture(scope="module")
-def items():
-    world = build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
+def items(world):
     rng = random.Random(0)
     out = []
     for _ in range(40):

@@ -13,6 +13,7 @@ from rlhf_lib.world import build_world, normalize_value
 
 @pytest.fixture(scope="module")
 def world():
+    """Smaller than conftest's shared `world`, on purpose: these tests were written against this one."""
     return build_world(seed=0, n_people=20, n_places=6, n_animals=8, n_objects=8, n_misconceptions=4)
 
 

@@ -10,12 +10,6 @@ from rlhf_lib import evaluation as ev, paper_eval as E
 from rlhf_lib.data import PromptRecord
 from rlhf_lib.labelers import make_pool
 from rlhf_lib.tasks import make_task
-from rlhf_lib.world import build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
 
 
 @pytest.fixture(scope="module")

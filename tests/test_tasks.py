@@ -4,12 +4,6 @@ import pytest
 
 from rlhf_lib.checks import check
 from rlhf_lib.tasks import CATEGORIES, FAILURES, FAMILIES, KINDS, Task, candidate_set, degrade, make_task
-from rlhf_lib.world import build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
 
 
 def test_categories_are_the_papers_table_1():

@@ -12,6 +12,7 @@ N_CHARS = 200_000
 
 @pytest.fixture(scope="module")
 def world():
+    """The default-size world (what the notebooks build), not conftest's smaller shared `world`."""
     return build_world(0)
 
 
