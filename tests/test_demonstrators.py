@@ -9,12 +9,6 @@ from rlhf_lib import demonstrators as DM
 from rlhf_lib.checks import check
 from rlhf_lib.labelers import gold_utility
 from rlhf_lib.tasks import make_task
-from rlhf_lib.world import build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
 
 
 @pytest.fixture(scope="module")
