@@ -18,7 +18,8 @@ prompts, as notebook 04), the gold of the training batches, and best-of-n by gol
 better than one SFT sample the best of 8 would be, the gain a perfect reward puts within reach. About 3 minutes with
 the default settings on 2 CPU cores. Needs the profile's SFT model and reward model (notebooks 02 and 03).
 
-Measured in the default profile (seed 0; PPO minus SFT gold on the 96 evaluation prompts, paired): on the gold,
+Measured in the default profile before the demonstrators slipped (perfect writers, `labelers.slip_scale=0`; seed 0;
+PPO minus SFT gold on the 96 evaluation prompts, paired): on the gold,
 -0.07 +- 0.16 with the default 960 episodes, +0.02 +- 0.16 with 2,560 (`{"ppo.batch_size": 128,
 "ppo.minibatch_size": 32, "ppo.steps": 20}`), +0.19 +- 0.15 with 10,240 (`"ppo.steps": 80`, 26 min); against the
 reward model with the same 10,240 episodes, -1.40 +- 0.34 (KL 14 nats). Notebook 04 discusses them.
