@@ -114,7 +114,7 @@ def build_datasets(cfg: Profile, world: World) -> BuildResult:
 def training_writers(cfg: Profile) -> list[WritingProfile]:
     """The training labelers' writing profiles (held-out labelers write nothing, as in the paper)."""
     lc = cfg.labelers
-    ids = [f"L{i:02d}" for i in range(lc.n_labelers - lc.n_heldout)]  # the ids `make_pool` gives the training group
+    ids = [lab.labeler_id for lab in make_pool(lc.n_labelers, lc.n_heldout, lc.seed) if lab.group == "train"]
     return writing_profiles(ids, lc.slip_scale, lc.writer_spread, seed=lc.seed)
 
 
@@ -283,16 +283,16 @@ def calibration_items(cfg: Profile, world: World, datasets: dict[str, list[D.Pro
     return candidate_items(world, recs, demos, cfg.labelers.k_min, cfg.labelers.k_max, cfg.labelers.seed)
 
 
-def data_metrics(cfg: Profile, world: World, result: BuildResult, pool: list[Labeler], agreement: dict[str, float]
-                 ) -> dict[str, Any]:
+def data_metrics(cfg: Profile, world: World, result: BuildResult, pool: list[Labeler], agreement: dict[str, float],
+                 demos: dict[str, Any] | None = None) -> dict[str, Any]:
     """`data/metrics.json`: sizes, prompts after each rule, labeler noise and agreement, the audit, and the
-    demonstrations against the oracle (`demonstration_metrics`)."""
+    demonstrations against the oracle (`demos`: what `demonstration_metrics` returned, computed here when None)."""
     sizes = {f"n_{name}": len(recs) for name, recs in result.datasets.items()}
     rules = {f"prompts_after_{name}": n for name, n in result.stages}
     noise = {f"noise_{g}": next(lab.noise for lab in pool if lab.group == g) for g in ("train", "heldout")}
     return {**agreement, **sizes, **rules, **noise,
             **audit(result.datasets, cfg.data.cap_per_user, cfg.data.dedup_prefix_chars),
-            **demonstration_metrics(world, result.datasets["sft_train"])}  # type: ignore[arg-type]
+            **(demos or demonstration_metrics(world, result.datasets["sft_train"]))}  # type: ignore[arg-type]
 
 
 def ensure_data(cfg: Profile) -> None:

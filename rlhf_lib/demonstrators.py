@@ -40,7 +40,7 @@ PAPER_SFT_RATES = {"drifts": 0.10, "ignores_constraint": 0.20, "adds_detail": 0.
 of Figure 4 (attempts the correct instruction ~0.90, follows explicit constraints ~0.80, closed-domain hallucination
 ~0.15, language appropriate for a customer assistant ~0.95). Figure 4 prints its bars without numbers: these are read
 from the bars to the nearest 0.05 and are approximate; the paper's text gives only the InstructGPT / GPT-3 closed-domain
-hallucination rates (21% / 41%), which bracket the SFT bar. Stopping short is not one of the paper's axes; its rate is
+hallucination rates (21% / 41%), not SFT's. Stopping short is not one of the paper's axes; its rate is
 our choice, equal to the smallest of the others."""
 
 
