@@ -304,35 +304,98 @@ def write_judgements(path: Path, judgements: list[Judgement]) -> Path:
 
 
 def build_rm(cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """Sample and rank comparisons, train the reward model (and the pairs ablation), normalise, save, metrics."""
-    from rlhf_lib.artifacts import step_dir, write_metrics
+    """Notebook 03's steps in its order: sample and rank comparisons, train the reward model (and the pairs
+    ablation beside it), normalise, read it against the truth, save, write the metrics."""
     from rlhf_lib.base_model import load_base, world_for
-    from rlhf_lib.dataset import load_dataset, load_pool
-    from rlhf_lib.labels import load_judgements
+    from rlhf_lib.dataset import load_pool
     from rlhf_lib.sft import load_sft
 
-    out = step_dir(cfg.name, "rm")
     policy, tokenizer = load_sft(cfg)
     base, _ = load_base(cfg)
     world, pool = world_for(cfg.world), load_pool(cfg.name)
     data = comparison_data(cfg, world, pool, policy, base, tokenizer)
-    records = {name: load_dataset(cfg.name, name) for name in ("rm_train", "rm_valid", "sft_train")}
-    prompts = {r.prompt_id: r.prompt for recs in records.values() for r in recs}
-    valid_ids = {r.prompt_id for r in records["rm_valid"]}
-    human = out / "human_labels.jsonl"  # labels you gave with the widget, on training prompts only
-    train_j = data["train"] + [j for j in (load_judgements(human) if human.exists() else [])
-                               if j.prompt_id in prompts and j.prompt_id not in valid_ids]
-    train = comparisons_from(train_j, prompts)
-    valid = {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
+    train, valid = rm_datasets(cfg, data)
     ablation_run = start_ablation(cfg, tokenizer, train, valid)
     rm = RewardModel.from_lm(load_sft(cfg)[0], cfg.seed)
     history = train_rm(rm, tokenizer, train, valid, cfg.rm, cfg.seed, progress=progress, speed=cfg.speed)
     ablation = ablation_run.result() if ablation_run is not None else None
-    sft_train = load_dataset(cfg.name, "sft_train")
-    shift = normalize(rm, tokenizer, [(r.prompt, r.demonstration) for r in sft_train],
-                      min(cfg.rm.max_len, rm.config.n_positions))
+    shift = normalize_on_demonstrations(cfg, rm, tokenizer)
+    readings = validation_readings(cfg, world, pool, rm, tokenizer, data)
+    metrics = rm_metrics(history, ablation, train, shift, readings)
+    return save_rm(cfg, rm, metrics)
+
+
+def rm_datasets(cfg: Any, data: dict[str, list[Judgement]]) -> tuple[list[Comparison], dict[str, list[Comparison]]]:
+    """Training comparisons (the training labelers' rankings plus the labels you gave with notebook 03's widget,
+    `rlhf_lib.widgets.human_labels_path`, on training prompts only) and the two validation sets."""
+    from rlhf_lib.dataset import load_dataset
+    from rlhf_lib.widgets import human_labels_path, merge_human_labels
+
+    records = {name: load_dataset(cfg.name, name) for name in ("rm_train", "rm_valid", "sft_train")}
+    prompts = {r.prompt_id: r.prompt for recs in records.values() for r in recs}
+    valid_ids = {r.prompt_id for r in records["rm_valid"]}
+    merged = merge_human_labels(data["train"], human_labels_path(cfg.name))
+    train = comparisons_from([j for j in merged if j.prompt_id in prompts and j.prompt_id not in valid_ids], prompts)
+    return train, {name: comparisons_from(data[name], prompts) for name in ("valid_train", "valid_heldout")}
+
+
+def normalize_on_demonstrations(cfg: Any, rm: RewardModel, tokenizer: PreTrainedTokenizerBase) -> float:
+    """`normalize` on the SFT training demonstrations (the paper: they score 0 on average before RL)."""
+    from rlhf_lib.dataset import load_dataset
+
+    return normalize(rm, tokenizer, [(r.prompt, r.demonstration) for r in load_dataset(cfg.name, "sft_train")],
+                     min(cfg.rm.max_len, rm.config.n_positions))
+
+
+def validation_readings(cfg: Any, world: Any, pool: list, rm: RewardModel, tokenizer: PreTrainedTokenizerBase,
+                        data: dict[str, list[Judgement]]) -> dict[str, Any]:
+    """The reward model against the truth on the validation rankings (analysis only: reads the gold utility and the
+    labelers' weights, never used in training).
+
+    `scores`, `gold`: per validation prompt, the RM's and the gold utility's score of each completion;
+    `correlation`: their correlation over all completions; `ceilings`: {group: accuracy of noise-free scorers}
+    (`labelers.accuracy_ceilings`, plus `axes_learned`: a Bradley-Terry model of the checker's axes fitted on the
+    training rankings); `reading`: {what differs: (accuracy, pairs)}; `slip_reading`: {slip: (accuracy, pairs)}.
+    """
+    import numpy as np
+
+    from rlhf_lib.checks import check
+    from rlhf_lib.dataset import load_dataset, task_of
+    from rlhf_lib.demonstrators import slip_reading_accuracy, slip_signs
+    from rlhf_lib.labelers import accuracy_ceilings, axes_model_accuracy, features, gold_utility, reading_accuracy
+
+    records = {r.prompt_id: r for name in ("rm_train", "rm_valid") for r in load_dataset(cfg.name, name)}
+    checks = {name: [[check(world, task_of(records[j.prompt_id]), c) for c in j.completions] for j in data[name]]
+              for name in ("train", "valid_train", "valid_heldout")}
+    feats = {name: [np.stack([features(ch, c) for ch, c in zip(row, j.completions)])
+                    for row, j in zip(rows, data[name])] for name, rows in checks.items()}
+    rm.eval()
+    scores = []
+    with torch.no_grad():
+        for j in data["valid_train"]:
+            enc = encode_comparisons(tokenizer, [Comparison(records[j.prompt_id].prompt, j.completions, j.ranks)],
+                                     min(cfg.rm.max_len, rm.config.n_positions))
+            scores.append(score_comparisons(rm, enc)[0, : len(j.completions)].float().numpy())
+    gold = [np.array([gold_utility(ch, c) for ch, c in zip(row, j.completions)])
+            for row, j in zip(checks["valid_train"], data["valid_train"])]
+    ceilings = {}
+    for group in ("valid_train", "valid_heldout"):
+        ceilings[group] = accuracy_ceilings(pool, feats[group], data[group])
+        ceilings[group]["axes_learned"] = axes_model_accuracy(feats["train"], [j.ranks for j in data["train"]],
+                                                              feats[group], [j.ranks for j in data[group]])[0]
+    signs = [[slip_signs(task_of(records[j.prompt_id]), ch, c) for ch, c in zip(row, j.completions)]
+             for row, j in zip(checks["valid_train"], data["valid_train"])]
+    return {"scores": scores, "gold": gold,
+            "correlation": float(np.corrcoef(np.concatenate(scores), np.concatenate(gold))[0, 1]),
+            "ceilings": ceilings, "reading": reading_accuracy(scores, feats["valid_train"]),
+            "slip_reading": slip_reading_accuracy(scores, signs)}
+
+
+def save_rm(cfg: Any, rm: RewardModel, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Save the reward model to `model_dir` and its metrics to `rm/metrics.json`; returns the metrics."""
+    from rlhf_lib.artifacts import write_metrics
+
     rm.save(model_dir(cfg.name))
-    metrics = rm_metrics(history, ablation, len(train), len(as_pairs(train)), shift)
     write_metrics(cfg.name, "rm", metrics)
     return metrics
 
@@ -362,13 +425,19 @@ def run_ablation(cfg: Any, tokenizer: PreTrainedTokenizerBase, train: list[Compa
     return runs
 
 
-def rm_metrics(history: dict[str, Any], ablation: dict[str, dict[str, Any]] | None, n_prompts: int, n_pairs: int,
-               shift: float) -> dict[str, Any]:
-    """`rm/metrics.json`: held-out accuracy by labeler group, the pairs ablation, wall times."""
+def rm_metrics(history: dict[str, Any], ablation: dict[str, dict[str, Any]] | None, train: list[Comparison],
+               shift: float, readings: dict[str, Any]) -> dict[str, Any]:
+    """`rm/metrics.json`: held-out accuracy by labeler group, the pairs ablation, wall times, and the readings
+    against the truth (`validation_readings`)."""
     metrics = {"acc_train_labelers": history["valid_train_acc"][-1],
                "acc_heldout_labelers": history["valid_heldout_acc"][-1],
                "acc_train_data": history["train_acc"][-1], "train_seconds": history["train_seconds"],
-               "n_train_prompts": n_prompts, "n_train_pairs": n_pairs, "score_shift": shift}
+               "n_train_prompts": len(train), "n_train_pairs": len(as_pairs(train)), "score_shift": shift,
+               "rm_gold_correlation": readings["correlation"]}
+    metrics |= {f"ceiling_{k}_{g.removeprefix('valid_')}": v for g, c in readings["ceilings"].items()
+                for k, v in c.items()}
+    metrics |= {f"reading_{kind.replace(' ', '_')}": acc for kind, (acc, _) in readings["reading"].items()}
+    metrics |= {f"reading_slip_{slip}": acc for slip, (acc, _) in readings["slip_reading"].items()}
     if ablation is not None:
         grouped, pairs = ablation["grouped"], ablation["pairs"]
         metrics |= {"acc_pairs_ablation": pairs["valid_train_acc"][-1],

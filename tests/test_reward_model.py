@@ -185,3 +185,56 @@ def test_candidates_name_the_policy_that_wrote_each(tokenizer, cfg):
         comps, owners = sample_candidates(list(zip(models, weights)), tokenizer, ["Hi", "You"], cfg.rm, 2, 3, 5)
         assert [len(c) for c in comps] == [len(o) for o in owners]
         assert all(o == only for row in owners for o in row)
+
+
+def test_a_label_given_with_the_widget_joins_the_training_rankings_of_both_paths(tmp_path, monkeypatch):
+    """Notebook 03 and `python -m rlhf_lib.train rm` both build their training set with `rm_datasets`, which adds
+    the reader's widget labels on training prompts (never on validation prompts) to the simulated rankings."""
+    from types import SimpleNamespace
+
+    from rlhf_lib import dataset
+    from rlhf_lib.reward_model import rm_datasets
+    from rlhf_lib.widgets import RankingItem, RankingWidget, human_labels_path
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
+    cfg = get_profile("smoke")
+    recs = {"rm_train": [SimpleNamespace(prompt_id=p, prompt=f"prompt {p}") for p in ("t0", "t1")],
+            "rm_valid": [SimpleNamespace(prompt_id="v0", prompt="prompt v0")], "sft_train": []}
+    monkeypatch.setattr(dataset, "load_dataset", lambda profile, name: recs[name])
+    judge = lambda pid: Judgement(prompt_id=pid, labeler_id="L01", completions=["a", "b", "c"], ranks=[1, 2, 3],
+                                  likert=[6, 4, 2], flags=[], timestamp=1.0)
+    data = {"train": [judge("t0")], "valid_train": [judge("v0")], "valid_heldout": [judge("v0")]}
+    assert [c.prompt for c in rm_datasets(cfg, data)[0]] == ["prompt t0"]  # no widget labels yet
+
+    widget = RankingWidget([RankingItem("t1", "prompt t1", ["x", "y", "z"]),
+                            RankingItem("v0", "prompt v0", ["x", "y", "z"])], human_labels_path(cfg.name))
+    for item_ranks in ([3, 1, 2], [1, 2, 3]):
+        for i, r in enumerate(item_ranks):
+            widget.set_rank(i, r)
+        assert widget.submit() is not None, widget.message
+    train, valid = rm_datasets(cfg, data)
+    assert [(c.prompt, c.completions, c.ranks) for c in train] == [("prompt t0", ["a", "b", "c"], [1, 2, 3]),
+                                                                   ("prompt t1", ["x", "y", "z"], [3, 1, 2])]
+    assert [len(v) for v in valid.values()] == [1, 1]  # the label on a validation prompt stays out of training
+
+
+def test_notebook_03_calls_the_steps_of_build_rm_in_its_order():
+    """One path: the notebook's library calls are `build_rm`'s, in the same order (no second driver)."""
+    import inspect
+    import json
+    import re
+    from pathlib import Path
+
+    from rlhf_lib import reward_model
+
+    steps = ["comparison_data", "rm_datasets", "start_ablation", "train_rm", "normalize_on_demonstrations",
+             "validation_readings", "rm_metrics", "save_rm"]
+    nb = json.loads((Path(__file__).parent.parent / "notebooks" / "03_reward_model.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+
+    def order(text):
+        calls = [m.group(1) for m in re.finditer(r"\b(\w+)\(", text) if m.group(1) in steps]
+        return [c for i, c in enumerate(calls) if c not in calls[:i]]
+
+    assert order(inspect.getsource(reward_model.build_rm)) == steps
+    assert order(code) == steps
