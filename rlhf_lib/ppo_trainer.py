@@ -352,10 +352,20 @@ def compare_with_sft(cfg: Any, s: dict[str, Any], policies: dict[str, torch.nn.M
             for name, p in policies.items()}
 
 
-def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict], oracle: dict[str, float]) -> dict[str, Any]:
+def best_of_n_curve(cfg: Any, s: dict[str, Any]) -> list[dict[str, float]]:
+    """Best-of-n from SFT on the evaluation prompts, n = 1, 2, 4, ... `ppo.best_of_n` (`policy_eval.best_of_n`):
+    the reference that PPO's (KL, RM, gold) is compared with."""
+    from rlhf_lib.policy_eval import best_of_n
+
+    return best_of_n(s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"], cfg.ppo.best_of_n,
+                     cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 7)
+
+
+def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict], oracle: dict[str, float],
+                best_of_n: list[dict[str, float]]) -> dict[str, Any]:
     """`ppo/metrics.json`: gold utility and RM score of SFT and PPO with 95% CIs, each writer's slip in their samples
     and in the oracle's answers on the same prompts (`oracle`, from `evaluation.score_oracle`), the final KL, run
-    times."""
+    times, and best-of-n's curve (`best_of_n_curve`)."""
     from rlhf_lib.evaluation import SLIP_KEYS, mean_ci
 
     out: dict[str, Any] = {"gold_oracle": oracle["gold"],
@@ -376,18 +386,22 @@ def ppo_metrics(measured: dict[str, dict], histories: dict[str, dict], oracle: d
             out[f"kl_final_{name}"] = h["eval"][-1]["kl"]
             out[f"rm_eval_final_{name}"] = h["eval"][-1]["rm"]
             out[f"gold_eval_final_{name}"] = h["eval"][-1]["gold"]
+    out["best_of_n"] = best_of_n
     return out
 
 
 def build_ppo(cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """Notebook 04's models and metrics without the plots: PPO, the small-beta run, the comparison with SFT."""
+    """Notebook 04's steps in its order, without the plots: PPO and the small-beta run (each saves its policy), the
+    comparison with SFT, the oracle's answers, best-of-n from SFT, `ppo/metrics.json`."""
     from rlhf_lib.artifacts import write_metrics
     from rlhf_lib.evaluation import score_oracle
 
     s = setup(cfg)
     histories = run_ppo_runs(cfg, s, {"ppo": {}, "small_beta": {"beta": cfg.ppo.small_beta}}, progress)
     measured = compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": histories["ppo"]["ema"]})
-    metrics = ppo_metrics(measured, histories, score_oracle(cfg, s["world"], s["eval_records"]))
+    oracle_scores = score_oracle(cfg, s["world"], s["eval_records"])
+    bon = best_of_n_curve(cfg, s)
+    metrics = ppo_metrics(measured, histories, oracle_scores, bon)
     write_metrics(cfg.name, "ppo", metrics)
     return metrics
 

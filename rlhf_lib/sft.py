@@ -195,21 +195,20 @@ def sample_and_score(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
     return texts, summarize(score_samples(world, records, texts))
 
 
-def build_sft(profile_cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune the base model on the SFT demonstrations, save it, write `sft/metrics.json`."""
-    from rlhf_lib.artifacts import step_dir, write_metrics
-    from rlhf_lib.base_model import load_base, save_base, world_for
+def build_sft(cfg: Any, progress: bool = True) -> dict[str, Any]:
+    """Notebook 02's steps in its order: score the base model (plain and few-shot prompted), fine-tune on the
+    demonstrations, score the oracle answers, save the model, write `sft/metrics.json`."""
+    from rlhf_lib.artifacts import step_dir
+    from rlhf_lib.base_model import load_base, world_for
     from rlhf_lib.dataset import ensure_data, load_dataset
+    from rlhf_lib.evaluation import few_shot_prefix, score_oracle
 
-    cfg = profile_cfg
     ensure_data(cfg)
     model, tokenizer = load_base(cfg)
     world = world_for(cfg.world)
     train, valid = load_dataset(cfg.name, "sft_train"), load_dataset(cfg.name, "sft_valid")
     evals = load_dataset(cfg.name, "ppo_valid")[: cfg.sft.n_eval_prompts]
     base_scores = sample_and_score(model, tokenizer, world, evals, cfg.sft, cfg.seed)[1]
-    from rlhf_lib.evaluation import few_shot_prefix
-
     prefix = few_shot_prefix([(r.prompt, r.demonstration) for r in train])
     prompted_scores = sample_and_score(model, tokenizer, world, evals, cfg.sft, cfg.seed, prefix)[1]
     if cfg.sft.lora:
@@ -219,8 +218,18 @@ def build_sft(profile_cfg: Any, progress: bool = True) -> dict[str, Any]:
                         progress=progress, speed=cfg.speed)
     if cfg.sft.lora:
         model = model.merge_and_unload()
+    oracle_scores = score_oracle(cfg, world, evals)
+    metrics = sft_metrics(base_scores, prompted_scores, history, oracle_scores)
+    return save_sft(cfg, model, tokenizer, metrics)
+
+
+def save_sft(cfg: Any, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, metrics: dict[str, Any]
+             ) -> dict[str, Any]:
+    """Save the SFT model to `model_dir` and its metrics to `sft/metrics.json`; returns the metrics."""
+    from rlhf_lib.artifacts import write_metrics
+    from rlhf_lib.base_model import save_base
+
     save_base(model, tokenizer, model_dir(cfg.name))
-    metrics = sft_metrics(base_scores, prompted_scores, history, score_oracle(cfg, world, evals))
     write_metrics(cfg.name, "sft", metrics)
     return metrics
 

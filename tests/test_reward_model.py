@@ -217,24 +217,3 @@ def test_a_label_given_with_the_widget_joins_the_training_rankings_of_both_paths
                                                                    ("prompt t1", ["x", "y", "z"], [3, 1, 2])]
     assert [len(v) for v in valid.values()] == [1, 1]  # the label on a validation prompt stays out of training
 
-
-def test_notebook_03_calls_the_steps_of_build_rm_in_its_order():
-    """One path: the notebook's library calls are `build_rm`'s, in the same order (no second driver)."""
-    import inspect
-    import json
-    import re
-    from pathlib import Path
-
-    from rlhf_lib import reward_model
-
-    steps = ["comparison_data", "rm_datasets", "start_ablation", "train_rm", "normalize_on_demonstrations",
-             "validation_readings", "rm_metrics", "save_rm"]
-    nb = json.loads((Path(__file__).parent.parent / "notebooks" / "03_reward_model.ipynb").read_text())
-    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-
-    def order(text):
-        calls = [m.group(1) for m in re.finditer(r"\b(\w+)\(", text) if m.group(1) in steps]
-        return [c for i, c in enumerate(calls) if c not in calls[:i]]
-
-    assert order(inspect.getsource(reward_model.build_rm)) == steps
-    assert order(code) == steps

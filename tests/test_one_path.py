@@ -1,0 +1,48 @@
+"""One path per stage: a notebook and `python -m rlhf_lib.train <stage>` call the same library steps in one order.
+
+Each stage's `build_*` function is the notebook's sequence of library calls without the prose and plots, so the two
+cannot drift apart (write different metrics, skip a step such as merging the widget's labels). The check reads the
+notebook's code cells and the build function's source and compares the order in which each step is first called.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rlhf_lib import ppo_trainer, reward_model, sft
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+STAGES = {
+    "02_sft.ipynb": (sft.build_sft, ["sample_and_score", "few_shot_prefix", "with_lora", "train_sft", "score_oracle",
+                                     "sft_metrics", "save_sft"]),
+    "03_reward_model.ipynb": (reward_model.build_rm, ["comparison_data", "rm_datasets", "start_ablation", "train_rm",
+                                                      "normalize_on_demonstrations", "validation_readings",
+                                                      "rm_metrics", "save_rm"]),
+    "04_ppo.ipynb": (ppo_trainer.build_ppo, ["setup", "run_ppo_runs", "compare_with_sft", "score_oracle",
+                                             "best_of_n_curve", "ppo_metrics", "write_metrics"]),
+}
+
+
+def first_calls(source: str, steps: list[str]) -> list[str]:
+    """The names of `steps` in the order `source` first calls them."""
+    calls = [m.group(1) for m in re.finditer(r"\b(\w+)\(", source) if m.group(1) in steps]
+    return [c for i, c in enumerate(calls) if c not in calls[:i]]
+
+
+def test_first_calls_reads_the_order_of_first_calls():
+    assert first_calls("b(1)\na(b(2))\nc = 3\nc()", ["a", "b", "c"]) == ["b", "a", "c"]
+
+
+@pytest.mark.parametrize("notebook", STAGES)
+def test_the_notebook_and_its_build_function_call_the_same_steps_in_one_order(notebook):
+    build, steps = STAGES[notebook]
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert first_calls(inspect.getsource(build), steps) == steps
+    assert first_calls(code, steps) == steps
