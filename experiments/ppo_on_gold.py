@@ -75,22 +75,22 @@ def main() -> None:
 
     cfg = get_profile(args.profile, json.loads(args.set))
     s = T.setup(cfg)
-    prompts = s["prompts"][: args.prompts] if args.prompts else s["prompts"]
-    start = T.measure_on_eval_prompts(cfg, s, cfg.ppo, s["ref"])
-    reward = GoldReward(s["world"], s["tokenizer"], prompts, center=start["gold"]) if args.reward == "gold" \
-        else s["reward_model"]
+    prompts = s.prompts[: args.prompts] if args.prompts else s.prompts
+    start = T.measure_on_eval_prompts(cfg, s, cfg.ppo, s.ref)
+    reward = GoldReward(s.world, s.tokenizer, prompts, center=start["gold"]) if args.reward == "gold" \
+        else s.reward_model
     policy, value_model = T.new_policy_and_value(cfg, s, cfg.ppo)
     def evaluate(model, step):  # step 0 is SFT itself, measured above
         return start if step == 0 else T.measure_on_eval_prompts(cfg, s, cfg.ppo, model)
 
-    history = T.train_ppo(policy, s["ref"], value_model, reward, s["tokenizer"], prompts, cfg.ppo, cfg.seed,
+    history = T.train_ppo(policy, s.ref, value_model, reward, s.tokenizer, prompts, cfg.ppo, cfg.seed,
                           evaluate=evaluate,
-                          gold=T.gold_scorer(s["world"]), progress=False, speed=cfg.speed)
-    measured = T.compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": history["ema"]})
+                          gold=T.gold_scorer(s.world), progress=False, speed=cfg.speed)
+    measured = T.compare_with_sft(cfg, s, {"sft": s.ref, "ppo": history["ema"]})
     diff, half = mean_ci([p - q for p, q in zip(measured["ppo"]["gold"], measured["sft"]["gold"])])
     few = min(len(prompts), 128)
     repeated = [r for r in prompts[:few] for _ in range(8)]
-    bon = np.array(sample_and_measure(s["ref"], None, s["reward_model"], s["tokenizer"], s["world"], repeated,
+    bon = np.array(sample_and_measure(s.ref, None, s.reward_model, s.tokenizer, s.world, repeated,
                                       cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
     bon = bon.reshape(few, 8)
     print(json.dumps({

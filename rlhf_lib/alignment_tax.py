@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from rlhf_lib.nlp_tasks import TASKS, Item, build_benchmarks, evaluate_benchmarks, heldout_perplexity
+from rlhf_lib.ppo_trainer import PPOSetup
 
 
 def benchmarks_for(cfg: Any) -> dict[str, list[Item]]:
@@ -27,15 +28,15 @@ def heldout_ids_for(cfg: Any, tokenizer: Any) -> torch.Tensor:
     return corpus_ids(cfg.world, tokenizer, "heldout")
 
 
-def evaluate_model(cfg: Any, s: dict[str, Any], model: torch.nn.Module, benchmarks: dict[str, list[Item]],
+def evaluate_model(cfg: Any, s: PPOSetup, model: torch.nn.Module, benchmarks: dict[str, list[Item]],
                    heldout_ids: torch.Tensor) -> dict[str, Any]:
     """One model on the benchmarks, held-out perplexity, and its samples' gold utility and RM score."""
     from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
 
-    out = evaluate_benchmarks(model, s["tokenizer"], benchmarks)
+    out = evaluate_benchmarks(model, s.tokenizer, benchmarks)
     out["benchmark_mean"] = sum(out[t] for t in TASKS) / len(TASKS)
     out["heldout_ppl"] = heldout_perplexity(model, heldout_ids, min(cfg.base.block_size, model.config.n_positions))
-    m = sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
+    m = sample_and_measure(model, s.ref, s.reward_model, s.tokenizer, s.world, s.eval_records,
                            cfg.ppo.max_new_tokens, cfg.sft.temperature, cfg.seed + 11)
     return out | summarize_policy(m)
 
@@ -63,22 +64,28 @@ def tax_findings(models: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def ptx_metrics(models: dict[str, dict[str, Any]], sweep: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`ppo_ptx/metrics.json`: every model's measurements (`evaluate_model`), the gamma sweep's, the findings."""
+    return {**models, "sweep": sweep, "findings": tax_findings(models)}
+
+
 def build_ppo_ptx(cfg: Any, progress: bool = True) -> dict[str, Any]:
-    """Notebook 05 without the plots: PPO-ptx, the larger-beta run and the gamma sweep, all measured."""
+    """Notebook 05's steps in its order, without the plots: PPO-ptx, the larger-beta run and the gamma sweep, all
+    measured with the base, SFT and PPO models."""
     from rlhf_lib.artifacts import write_metrics
     from rlhf_lib.base_model import load_base
     from rlhf_lib.ppo_trainer import load_ppo, run_ppo_runs, setup
 
     s = setup(cfg)
-    benchmarks, heldout = benchmarks_for(cfg), heldout_ids_for(cfg, s["tokenizer"])
+    benchmarks, heldout = benchmarks_for(cfg), heldout_ids_for(cfg, s.tokenizer)
     sweep_runs = {f"ptx_sweep_{gamma:g}": {"ptx_coef": gamma} for gamma in cfg.ppo.ptx_sweep}
     runs = run_ppo_runs(cfg, s, {"ppo_ptx": {"ptx_coef": cfg.ppo.ptx_coef_05},
                                  "ppo_big_beta": {"beta": cfg.ppo.big_beta}, **sweep_runs}, progress)
-    policies = {"base": load_base(cfg)[0], "sft": s["ref"], "ppo": load_ppo(cfg)[0],
+    policies = {"base": load_base(cfg)[0], "sft": s.ref, "ppo": load_ppo(cfg)[0],
                 "ppo_ptx": runs["ppo_ptx"]["ema"], "ppo_big_beta": runs["ppo_big_beta"]["ema"]}
     models = {name: evaluate_model(cfg, s, p, benchmarks, heldout) for name, p in policies.items()}
     sweep = {name.removeprefix("ptx_sweep_"): evaluate_model(cfg, s, runs[name]["ema"], benchmarks, heldout)
              for name in sweep_runs}
-    metrics = {**models, "sweep": sweep, "findings": tax_findings(models)}
+    metrics = ptx_metrics(models, sweep)
     write_metrics(cfg.name, "ppo_ptx", metrics)
     return metrics

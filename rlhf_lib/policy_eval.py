@@ -23,11 +23,11 @@ from rlhf_lib.rollout import response_logprobs, sample_rollout, score_rollout
 
 
 @torch.no_grad()
-def sample_and_measure(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, reward_model: RewardModel,
+def sample_and_measure(policy: torch.nn.Module, ref: torch.nn.Module | None, reward_model: RewardModel,
                        tokenizer: PreTrainedTokenizerBase, world: Any, records: list[PromptRecord],
                        max_new_tokens: int, temperature: float, seed: int, batch_size: int = 48
                        ) -> dict[str, list]:
-    """One sample per record: texts, RM score, gold utility, KL to `ref_policy` (0 when it is None)."""
+    """One sample per record: texts, RM score, gold utility, KL to `ref` (0 when it is None)."""
     policy.eval()
     lengths = [len(r.prompt) for r in records]
     order = sorted(range(len(records)), key=lambda i: lengths[i])  # similar lengths: less padding per batch
@@ -39,9 +39,9 @@ def sample_and_measure(policy: torch.nn.Module, ref_policy: torch.nn.Module | No
         rollout = sample_rollout(policy, tokenizer, [records[i].prompt for i in idx], max_new_tokens, temperature)
         rm = score_rollout(reward_model, rollout).tolist()
         kl = [0.0] * len(idx)
-        if ref_policy is not None:
+        if ref is not None:
             kl = (response_logprobs(policy, rollout, temperature)
-                  - response_logprobs(ref_policy, rollout, temperature)).sum(1).tolist()
+                  - response_logprobs(ref, rollout, temperature)).sum(1).tolist()
         for j, i in enumerate(idx):
             out["texts"][i], out["rm"][i], out["kl"][i] = rollout.texts[j], rm[j], kl[j]
     rows = score_samples(world, records, out["texts"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from dataclasses import dataclass, field
 import math
 import random
 import time
@@ -43,13 +44,13 @@ from rlhf_lib.training import (check_finite, fingerprint, load_checkpoint, my_ro
                                save_checkpoint)
 
 
-def reference_context(policy: torch.nn.Module, ref_policy: torch.nn.Module | None) -> Any:
+def reference_context(policy: torch.nn.Module, ref: torch.nn.Module | None) -> Any:
     """With LoRA (no separate reference), the reference is the policy with its adapters switched off."""
-    return policy.disable_adapter() if ref_policy is None else contextlib.nullcontext()
+    return policy.disable_adapter() if ref is None else contextlib.nullcontext()
 
 
 @torch.no_grad()
-def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
+def score_episodes(policy: torch.nn.Module, ref: torch.nn.Module | None, value_model: RewardModel,
                    reward_model: RewardModel, rollout: Rollout, plans: list[tuple[torch.Tensor, list[Rollout]]],
                    cfg: PPOConfig) -> dict[str, torch.Tensor]:
     """Step 2: everything the update needs that does not change during it (the "old" quantities), per episode.
@@ -64,8 +65,8 @@ def score_episodes(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, 
             logits = response_logits(policy, mb, cfg.temperature)
             parts["logprobs"].append(logprobs_from_logits(logits, mb.response_ids) * mb.mask)
             parts["entropy"].append(entropy_from_logits(logits) * mb.mask)
-            with reference_context(policy, ref_policy):
-                parts["ref_logprobs"].append(response_logprobs(ref_policy or policy, mb, cfg.temperature))
+            with reference_context(policy, ref):
+                parts["ref_logprobs"].append(response_logprobs(ref or policy, mb, cfg.temperature))
             parts["values"].append(response_values(value_model, mb))
             parts["raw_scores"].append(score_rollout(reward_model, mb, None))
         for k, v in parts.items():
@@ -81,7 +82,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             e.lerp_(p, 1.0 - decay)
 
 
-def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value_model: RewardModel,
+def train_ppo(policy: torch.nn.Module, ref: torch.nn.Module | None, value_model: RewardModel,
               reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: list[PromptRecord],
               cfg: PPOConfig, seed: int, out_dir: Path | None = None, ptx_ids: torch.Tensor | None = None,
               evaluate: Any = None, gold: Any = None, progress: bool = True, speed: SpeedConfig = SpeedConfig(),
@@ -96,8 +97,8 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
     device = next(policy.parameters()).device
     for m in (policy, value_model):
         m.eval()  # no dropout: the update must see the log-probs the rollout saw
-    inputs = fingerprint(policy, ref_policy, value_model, reward_model, [r.prompt_id for r in prompts], ptx_ids)
-    ref_policy, reward_model = frozen(ref_policy, speed), frozen(reward_model, speed)  # eval, no grads, bf16 on GPU
+    inputs = fingerprint(policy, ref, value_model, reward_model, [r.prompt_id for r in prompts], ptx_ids)
+    ref, reward_model = frozen(ref, speed), frozen(reward_model, speed)  # eval, no grads, bf16 on GPU
     train_policy, train_value = maybe_compile(policy, speed), maybe_compile(value_model, speed)  # the update's passes
     if cfg.ptx_coef > 0 and ptx_ids is None:
         raise ValueError("ppo.ptx_coef > 0 needs pretraining tokens: pass ptx_ids (see rlhf_lib.base_model).")
@@ -142,7 +143,7 @@ def train_ppo(policy: torch.nn.Module, ref_policy: torch.nn.Module | None, value
                                      cfg.temperature, static_cache=speed.static_cache and on_cuda(device))
             groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
             plans = [rollout.pieces(idx, budget) for idx in groups]  # reused by every epoch
-            old = score_episodes(policy, ref_policy, value_model, reward_model, rollout, plans, cfg)
+            old = score_episodes(policy, ref, value_model, reward_model, rollout, plans, cfg)
         # 3. per-token rewards and advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,
                                            kl_ctl.beta)
@@ -224,7 +225,29 @@ def model_dir(profile: str, run: str = "ppo") -> Path:
     return step_dir(profile, "ppo") / run / "model"
 
 
-def setup(cfg: Any) -> dict[str, Any]:
+@dataclass
+class PPOSetup:
+    """What every PPO run of a profile shares (`setup`)."""
+
+    ref: torch.nn.Module
+    """The reference policy: the SFT model, frozen. Each run starts from a fresh copy of it; the KL is to it."""
+    reward_model: RewardModel
+    """The frozen reward model (notebook 03)."""
+    tokenizer: PreTrainedTokenizerBase
+    world: Any
+    """The world that the gold utility judges answers in (analysis only)."""
+    prompts: list
+    """PPO's training prompts (`ppo_train`, without `ppo.heldout_category`)."""
+    eval_records: list
+    """The evaluation prompts (`ppo_valid`, the first `ppo.n_eval_prompts`)."""
+    ptx_ids: torch.Tensor | None = None
+    """The pretraining corpus as one token stream, encoded when a PPO-ptx run first needs it (`pretraining_ids`)."""
+    sft_eval: dict = field(default_factory=dict)
+    """The reference's measurements on the evaluation prompts, {(max_new_tokens, temperature): measurements}:
+    every run's step 0, measured once."""
+
+
+def setup(cfg: Any) -> PPOSetup:
     """What every PPO run of a profile shares: SFT reference, reward model, world, prompts."""
     from rlhf_lib.base_model import world_for
     from rlhf_lib.dataset import ensure_data, load_dataset
@@ -237,22 +260,22 @@ def setup(cfg: Any) -> dict[str, Any]:
                          f"one of {', '.join(CATEGORIES)}.")
     ensure_data(cfg)
     ref, tokenizer = load_sft(cfg)
-    return {"ref": ref.requires_grad_(False), "tokenizer": tokenizer,
-            "reward_model": load_rm(cfg).requires_grad_(False), "world": world_for(cfg.world),
-            "prompts": [r for r in load_dataset(cfg.name, "ppo_train") if r.category != cfg.ppo.heldout_category],
-            "eval_records": load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts]}
+    return PPOSetup(ref=ref.requires_grad_(False), reward_model=load_rm(cfg).requires_grad_(False),
+                    tokenizer=tokenizer, world=world_for(cfg.world),
+                    prompts=[r for r in load_dataset(cfg.name, "ppo_train") if r.category != cfg.ppo.heldout_category],
+                    eval_records=load_dataset(cfg.name, "ppo_valid")[: cfg.ppo.n_eval_prompts])
 
 
-def pretraining_ids(cfg: Any, s: dict[str, Any]) -> torch.Tensor:
+def pretraining_ids(cfg: Any, s: PPOSetup) -> torch.Tensor:
     """The training corpus as one token stream (D_pretrain of PPO-ptx), encoded once per `setup` when first needed."""
     from rlhf_lib.base_model import corpus_ids
 
-    if "ptx_ids" not in s:
-        s["ptx_ids"] = corpus_ids(cfg.world, s["tokenizer"], "train")
-    return s["ptx_ids"]
+    if s.ptx_ids is None:
+        s.ptx_ids = corpus_ids(cfg.world, s.tokenizer, "train")
+    return s.ptx_ids
 
 
-def new_policy_and_value(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig) -> tuple[torch.nn.Module, RewardModel]:
+def new_policy_and_value(cfg: Any, s: PPOSetup, ppo_cfg: PPOConfig) -> tuple[torch.nn.Module, RewardModel]:
     """The policy starts as SFT (optionally with LoRA adapters), the value model as the reward model."""
     from rlhf_lib.base_model import resolve_device
     from rlhf_lib.reward_model import model_dir as rm_dir
@@ -271,18 +294,18 @@ def gold_scorer(world: Any) -> Any:
     return lambda records, texts: [r["gold"] for r in score_samples(world, records, texts)]
 
 
-def measure_on_eval_prompts(cfg: Any, s: dict[str, Any], ppo_cfg: PPOConfig, model: torch.nn.Module
+def measure_on_eval_prompts(cfg: Any, s: PPOSetup, ppo_cfg: PPOConfig, model: torch.nn.Module
                             ) -> dict[str, float]:
     """A point of the training curves: RM score, gold utility and KL to SFT of `model`'s samples on the evaluation
     prompts, at the rollout temperature (means and 95% half-widths)."""
     from rlhf_lib.policy_eval import sample_and_measure, summarize_policy
 
-    return summarize_policy(sample_and_measure(model, s["ref"], s["reward_model"], s["tokenizer"], s["world"],
-                                               s["eval_records"], ppo_cfg.max_new_tokens, ppo_cfg.temperature,
+    return summarize_policy(sample_and_measure(model, s.ref, s.reward_model, s.tokenizer, s.world,
+                                               s.eval_records, ppo_cfg.max_new_tokens, ppo_cfg.temperature,
                                                cfg.seed + 7))
 
 
-def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True, on_step: Any = None,
+def run_ppo(cfg: Any, s: PPOSetup, run: str = "ppo", progress: bool = True, on_step: Any = None,
             **changes: Any) -> dict[str, Any]:
     """One PPO run with `cfg.ppo` plus `changes` (e.g. beta=0.1, ptx_coef=1.0); saves the EMA policy.
 
@@ -294,30 +317,30 @@ def run_ppo(cfg: Any, s: dict[str, Any], run: str = "ppo", progress: bool = True
 
     ppo_cfg = dataclasses.replace(cfg.ppo, **changes)
     policy, value_model = new_policy_and_value(cfg, s, ppo_cfg)
-    ref = None if ppo_cfg.lora else s["ref"]
+    ref = None if ppo_cfg.lora else s.ref
 
     def evaluate(model: torch.nn.Module, step: int) -> dict[str, float]:
-        key = ("sft_eval", ppo_cfg.max_new_tokens, ppo_cfg.temperature)  # step 0 is SFT itself: once per setup
-        if step == 0 and key in s:
-            return s[key]
+        key = (ppo_cfg.max_new_tokens, ppo_cfg.temperature)  # step 0 is SFT itself: once per setup
+        if step == 0 and key in s.sft_eval:
+            return s.sft_eval[key]
         m = measure_on_eval_prompts(cfg, s, ppo_cfg, model)
         if step == 0:
-            s[key] = m
+            s.sft_eval[key] = m
         return m
 
     out_dir = step_dir(cfg.name, "ppo") / run
-    history = train_ppo(policy, ref, value_model, s["reward_model"], s["tokenizer"], s["prompts"], ppo_cfg,
+    history = train_ppo(policy, ref, value_model, s.reward_model, s.tokenizer, s.prompts, ppo_cfg,
                         cfg.seed, out_dir, pretraining_ids(cfg, s) if ppo_cfg.ptx_coef > 0 else None, evaluate,
-                        gold_scorer(s["world"]), progress, cfg.speed, on_step)
+                        gold_scorer(s.world), progress, cfg.speed, on_step)
     ema = history["ema"]
     if ppo_cfg.lora:
         ema = ema.merge_and_unload()
         history["ema"] = ema
-    save_base(ema, s["tokenizer"], model_dir(cfg.name, run))
+    save_base(ema, s.tokenizer, model_dir(cfg.name, run))
     return history
 
 
-def _run_in_child(ticks: Any, cfg: Any, run: str, changes: dict[str, Any]) -> None:
+def _run_in_child(ticks: Any, cfg: Any, run: str, changes: PPOSetup) -> None:
     """One run of `run_ppo_runs` in its own process: it builds its own setup and reports each rollout batch."""
     new: list[dict] = []
     history = run_ppo(cfg, setup(cfg), run, progress=False, on_step=lambda row: (new.append(row), ticks.put(1)),
@@ -325,7 +348,7 @@ def _run_in_child(ticks: Any, cfg: Any, run: str, changes: dict[str, Any]) -> No
     ticks.put(len(history["step"]) - len(new))  # a resumed run's earlier batches, so that the bar ends full
 
 
-def run_ppo_runs(cfg: Any, s: dict[str, Any], runs: dict[str, dict[str, Any]], progress: bool = True
+def run_ppo_runs(cfg: Any, s: PPOSetup, runs: dict[str, dict[str, Any]], progress: bool = True
                  ) -> dict[str, dict[str, Any]]:
     """Independent PPO runs, {name: changes to cfg.ppo}; returns {name: history} as `run_ppo` gives them.
 
@@ -343,21 +366,21 @@ def run_ppo_runs(cfg: Any, s: dict[str, Any], runs: dict[str, dict[str, Any]], p
     return {name: run_ppo(cfg, s, name, progress, **changes) for name, changes in runs.items()}
 
 
-def compare_with_sft(cfg: Any, s: dict[str, Any], policies: dict[str, torch.nn.Module]) -> dict[str, dict]:
+def compare_with_sft(cfg: Any, s: PPOSetup, policies: dict[str, torch.nn.Module]) -> dict[str, dict]:
     """Sample every policy on the evaluation prompts at the SFT evaluation temperature; RM score, gold, KL."""
     from rlhf_lib.policy_eval import sample_and_measure
 
-    return {name: sample_and_measure(p, s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"],
+    return {name: sample_and_measure(p, s.ref, s.reward_model, s.tokenizer, s.world, s.eval_records,
                                      cfg.ppo.max_new_tokens, cfg.sft.temperature, cfg.seed + 11)
             for name, p in policies.items()}
 
 
-def best_of_n_curve(cfg: Any, s: dict[str, Any]) -> list[dict[str, float]]:
+def best_of_n_curve(cfg: Any, s: PPOSetup) -> list[dict[str, float]]:
     """Best-of-n from SFT on the evaluation prompts, n = 1, 2, 4, ... `ppo.best_of_n` (`policy_eval.best_of_n`):
     the reference that PPO's (KL, RM, gold) is compared with."""
     from rlhf_lib.policy_eval import best_of_n
 
-    return best_of_n(s["ref"], s["reward_model"], s["tokenizer"], s["world"], s["eval_records"], cfg.ppo.best_of_n,
+    return best_of_n(s.ref, s.reward_model, s.tokenizer, s.world, s.eval_records, cfg.ppo.best_of_n,
                      cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 7)
 
 
@@ -398,8 +421,8 @@ def build_ppo(cfg: Any, progress: bool = True) -> dict[str, Any]:
 
     s = setup(cfg)
     histories = run_ppo_runs(cfg, s, {"ppo": {}, "small_beta": {"beta": cfg.ppo.small_beta}}, progress)
-    measured = compare_with_sft(cfg, s, {"sft": s["ref"], "ppo": histories["ppo"]["ema"]})
-    oracle_scores = score_oracle(cfg, s["world"], s["eval_records"])
+    measured = compare_with_sft(cfg, s, {"sft": s.ref, "ppo": histories["ppo"]["ema"]})
+    oracle_scores = score_oracle(cfg, s.world, s.eval_records)
     bon = best_of_n_curve(cfg, s)
     metrics = ppo_metrics(measured, histories, oracle_scores, bon)
     write_metrics(cfg.name, "ppo", metrics)

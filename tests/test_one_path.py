@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lib import ppo_trainer, reward_model, sft
+from rlhf_lib import alignment_tax, ppo_trainer, reward_model, sft
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -26,6 +26,8 @@ STAGES = {
                                                       "rm_metrics", "save_rm"]),
     "04_ppo.ipynb": (ppo_trainer.build_ppo, ["setup", "run_ppo_runs", "compare_with_sft", "score_oracle",
                                              "best_of_n_curve", "ppo_metrics", "write_metrics"]),
+    "05_ppo_ptx.ipynb": (alignment_tax.build_ppo_ptx, ["setup", "benchmarks_for", "heldout_ids_for", "run_ppo_runs",
+                                                       "load_ppo", "evaluate_model", "ptx_metrics", "write_metrics"]),
 }
 
 

@@ -433,15 +433,15 @@ def test_runs_of_one_setup_measure_the_sft_model_once(tokenizer, base_cfg, tmp_p
     monkeypatch.setattr(T, "gold_scorer", lambda world: lambda recs, texts: [float(len(t)) for t in texts])
     measured = []
 
-    def fake_measure(model, ref_policy, rm, tok, world, recs, max_new_tokens, temperature, seed):
+    def fake_measure(model, ref, rm, tok, world, recs, max_new_tokens, temperature, seed):
         measured.append(max_new_tokens)
         return {"rm": [1.0, 2.0], "gold": [3.0, 5.0], "kl": [0.0, 0.0]}
 
     monkeypatch.setattr(policy_eval, "sample_and_measure", fake_measure)
     cfg = get_profile("smoke", {"ppo.steps": 2, "ppo.eval_every": 1, "ppo.batch_size": 4, "ppo.minibatch_size": 2,
                                 "ppo.ppo_epochs": 1, "ppo.max_new_tokens": 4})
-    s = {"ref": ref, "tokenizer": tokenizer, "reward_model": reward, "world": None, "prompts": records(8),
-         "eval_records": records(2)}
+    s = T.PPOSetup(ref=ref, reward_model=reward, tokenizer=tokenizer, world=None, prompts=records(8),
+                   eval_records=records(2))
     first = T.run_ppo(cfg, s, "a", progress=False)
     second = T.run_ppo(cfg, s, "b", progress=False, beta=0.5)
     assert measured == [4] * 5  # steps 0, 1, 2 of the first run; steps 1, 2 of the second
@@ -467,8 +467,8 @@ def test_a_finished_run_is_loaded_and_side_by_side_runs_train_each_run_once(toke
                                                                        "kl": [0.0, 0.0]})
     cfg = get_profile("smoke", {"ppo.steps": 2, "ppo.batch_size": 4, "ppo.minibatch_size": 2, "ppo.ppo_epochs": 1,
                                 "ppo.max_new_tokens": 4, "speed.side_by_side": 2, "device": "cpu"})
-    s = {"ref": ref, "tokenizer": tokenizer, "reward_model": reward, "world": None, "prompts": records(8),
-         "eval_records": records(2)}
+    s = T.PPOSetup(ref=ref, reward_model=reward, tokenizer=tokenizer, world=None, prompts=records(8),
+                   eval_records=records(2))
     monkeypatch.setattr(T, "setup", lambda c: s)
     children: dict[str, dict] = {}
 
