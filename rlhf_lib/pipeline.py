@@ -3,6 +3,7 @@
     python -m rlhf_lib.pipeline --profile default          # skips steps whose metrics.json exists
     python -m rlhf_lib.pipeline --profile smoke --force    # reruns every step
     python -m rlhf_lib.pipeline --profile default --seeds 3  # also seeds 1 and 2: mean and CI of the headlines
+    python -m rlhf_lib.pipeline --profile default --publish  # then copy the outputs into notebooks/ (`publish`)
 
 A step is complete when its `metrics.json` exists (it is written last, atomically), so a killed run resumes at the
 first unfinished step; inside a step, training resumes from its last checkpoint.
@@ -184,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
     parser.add_argument("--seeds", type=int, default=1,
                         help="repeat the training steps with seeds 0..N-1 and report mean and CI of the headlines")
+    parser.add_argument("--publish", action="store_true",
+                        help="after the run, write the executed notebooks with their outputs into notebooks/")
     args = parser.parse_args(argv)
     try:
         if args.seeds < 1:
@@ -196,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds > 1:
             report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds))
             tqdm.write(f"Report with {args.seeds} seeds: {report}")
+        if args.publish:
+            from rlhf_lib.publish import publish
+
+            sizes = publish(args.profile, [nb for step, nb in NOTEBOOKS if steps is None or step in steps],
+                            NOTEBOOK_DIR)
+            tqdm.write(f"Published {len(sizes)} notebooks with their outputs into {NOTEBOOK_DIR} "
+                       f"({sum(sizes.values()) / 1e6:.2f} MB).")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
