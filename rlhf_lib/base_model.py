@@ -29,7 +29,8 @@ from rlhf_lib.speed import autocast
 from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
 from rlhf_lib.training import (adamw, check_finite, cosine_lr, fingerprint, load_checkpoint, my_rows, optimizer_step,
                                save_checkpoint, set_lr)
-from rlhf_lib.world import Corpus, World, build_corpus, build_world
+from rlhf_lib.corpus import Corpus, build_corpus
+from rlhf_lib.world import World, build_world
 
 
 def resolve_device(name: str) -> torch.device:

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from rlhf_lib.world import (DOC_KINDS, ENTITY_RELATIONS, KINDS, Corpus, Fact, build_corpus, build_world)
+from rlhf_lib.corpus import DOC_KINDS, Corpus, build_corpus
+from rlhf_lib.world import ENTITY_RELATIONS, KINDS, Fact, build_world
 
 N_CHARS = 200_000
 
