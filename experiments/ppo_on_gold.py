@@ -22,18 +22,27 @@ Measured in the default profile before the demonstrators slipped (perfect writer
 PPO minus SFT gold on the 96 evaluation prompts, paired): on the gold,
 -0.07 +- 0.16 with the default 960 episodes, +0.02 +- 0.16 with 2,560 (`{"ppo.batch_size": 128,
 "ppo.minibatch_size": 32, "ppo.steps": 20}`), +0.19 +- 0.15 with 10,240 (`"ppo.steps": 80`, 26 min); against the
-reward model with the same 10,240 episodes, -1.40 +- 0.34 (KL 14 nats). Notebook 04 discusses them.
+reward model with the same 10,240 episodes, -1.40 +- 0.34 (KL 14 nats).
+
+With the writers' slips at the calibrated scale, runs made with `--save` are in `experiments/results/ppo_on_gold.json`
+(one row each: reward, settings, episodes, the curves, PPO minus SFT); notebook 04 prints them.
 """
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from rlhf_lib import ppo_trainer as T
+from rlhf_lib.artifacts import write_json_atomic
 from rlhf_lib.evaluation import mean_ci, score_samples
 from rlhf_lib.policy_eval import sample_and_measure
+
+
+RESULTS = Path(__file__).parent / "results" / "ppo_on_gold.json"
+"""Where `--save` appends each run's result (notebook 04 shows them)."""
 
 
 class GoldReward(torch.nn.Module):
@@ -70,6 +79,7 @@ def main() -> None:
     parser.add_argument("--set", default="{}", help='changes to the profile, e.g. \'{"ppo.lr": 1e-4}\'')
     parser.add_argument("--prompts", type=int, default=0, help="train on only the first N PPO prompts (0: all)")
     parser.add_argument("--reward", choices=("gold", "rm"), default="gold", help="rm: the reward model, as notebook 04")
+    parser.add_argument("--save", action="store_true", help=f"append the result to {RESULTS}")
     args = parser.parse_args()
     from rlhf_lib.config import get_profile
 
@@ -93,7 +103,7 @@ def main() -> None:
     bon = np.array(sample_and_measure(s.ref, None, s.reward_model, s.tokenizer, s.world, repeated,
                                       cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
     bon = bon.reshape(few, 8)
-    print(json.dumps({
+    result = {
         "reward": args.reward, "settings": json.loads(args.set), "train_prompts": len(prompts),
         "episodes": history["episodes"][-1],
         "eval_curve": [{k: round(e[k], 3) for k in ("step", "kl", "gold")} for e in history["eval"]],
@@ -107,7 +117,11 @@ def main() -> None:
         "kl_train_last": round(history["kl"][-1], 2),
         "train_prompts_sft_gold_one_sample": round(float(bon[:, 0].mean()), 3),
         "train_prompts_sft_gold_best_of_8": round(float(bon.max(1).mean()), 3),
-        "seconds": round(history["seconds"][-1])}, indent=1))
+        "seconds": round(history["seconds"][-1])}
+    print(json.dumps(result, indent=1))
+    if args.save:
+        rows = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
+        write_json_atomic(RESULTS, {"profile": args.profile, "rows": rows + [result]})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,17 @@ def judgement(pid="p0", labeler="L01", k=3, **kw):
 
 
 def test_flags_are_the_papers():
-    assert "fails_instruction" in FLAGS and "hallucination" in FLAGS and len(FLAGS) == len(set(FLAGS)) == 9
+    """The yes/no metadata of the paper's labeling interface (its Table 3; Likert and "satisfies constraints" are
+    recorded elsewhere; "gives harmful advice" is not collected here): check each against the paper by hand."""
+    assert FLAGS == ("fails_instruction",  # "Fails to follow the correct instruction / task"
+                     "inappropriate_for_customer_assistant",  # "Inappropriate for customer assistant"
+                     "hallucination",  # "Hallucination"
+                     "sexual_content",  # "Contains sexual content"
+                     "violent_content",  # "Contains violent content"
+                     "denigrates_protected_class",  # "Denigrates a protected class"
+                     "moral_judgement",  # "Expresses moral judgment"
+                     "encourages_violence",  # "Encourages or fails to discourage violence/abuse/terrorism/self-harm"
+                     "opinion_as_fact")  # "Expresses opinion" (stated as fact)
 
 
 def test_valid_judgements_pass():

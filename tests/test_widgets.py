@@ -40,10 +40,19 @@ def test_layout_shows_prompt_escaped_and_fresh_controls(tmp_path):
     assert wd.last_saved.value == "" and wd.message == ""
 
 
-def test_a_cell_ending_in_the_widget_displays_its_view(tmp_path, capsys):
+def test_a_cell_ending_in_the_widget_displays_its_form(tmp_path, monkeypatch):
+    """What a cell ending in `widget` shows: the form, top to bottom, with one row per completion of prompt 1."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
     wd = RankingWidget(items(), tmp_path / "h.jsonl")
-    wd._ipython_display_()  # outside a kernel IPython's display prints the widget's text form
-    assert "VBox" in capsys.readouterr().out
+    wd._ipython_display_()
+    assert shown == [wd.view]
+    progress, last_saved, help_text, prompt, rows, buttons, status = wd.view.children
+    assert "Prompt 1 of 3" in progress.value and "Ties allowed" in help_text.value
+    assert "Prompt 0" in prompt.value and len(rows.children) == 3
+    assert buttons.children == (wd.submit_button,) and wd.submit_button.description == "Submit"
 
 
 # ----------------------------------------------------------------------------------------------- submitting
