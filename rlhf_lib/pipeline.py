@@ -200,12 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds))
             tqdm.write(f"Report with {args.seeds} seeds: {report}")
         if args.publish:
-            from rlhf_lib.publish import publish
+            from rlhf_lib.publish import publish, publish_front_figure
 
             sizes = publish(args.profile, [nb for step, nb in NOTEBOOKS if steps is None or step in steps],
                             NOTEBOOK_DIR)
             tqdm.write(f"Published {len(sizes)} notebooks with their outputs into {NOTEBOOK_DIR} "
                        f"({sum(sizes.values()) / 1e6:.2f} MB).")
+            if steps is None or "eval" in steps:
+                tqdm.write(f"The README's figure: {publish_front_figure(args.profile)}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -18,6 +18,9 @@ from typing import Any
 
 from rlhf_lib.artifacts import REPO_ROOT, artifacts_root, write_text_atomic
 
+FRONT_FIGURE = ("eval", "winrate_and_likert", REPO_ROOT / "docs" / "figure1.png")
+"""The paper's Figure 1 analogue (notebook 06): step, figure name, and where the README shows it from."""
+
 MAX_TOTAL_BYTES = 4_000_000
 """The published notebooks together stay under this size (the repository is cloned by every Colab user)."""
 
@@ -104,3 +107,16 @@ def publish(profile: str, notebooks: list[str], source_dir: Path, dest_dir: Path
     for name, text in texts.items():
         write_text_atomic(dest_dir / name, text)
     return sizes
+
+
+def publish_front_figure(profile: str, figure: tuple[str, str, Path] = FRONT_FIGURE) -> Path:
+    """Copy the run's Figure 1 analogue to where the README shows it."""
+    from rlhf_lib.artifacts import atomic_path, step_dir
+
+    step, name, dest = figure
+    source = step_dir(profile, step, create=False) / "figures" / f"{name}.png"
+    if not source.exists():
+        raise FileNotFoundError(f"No {source}: run the main job's {step} step first.")
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(source.read_bytes())
+    return dest

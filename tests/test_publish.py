@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rlhf_lib.publish import publish
+from rlhf_lib.publish import publish, publish_front_figure
 
 
 def cell(cid, kind, source, outputs=None, **metadata):
@@ -80,3 +80,12 @@ def test_the_size_limit_and_leaked_paths_stop_publishing(run):
     with pytest.raises(ValueError, match="path of this machine"):
         publish("p", ["n.ipynb"], run / "src", run / "out")
     assert not (run / "out").exists()
+
+
+def test_the_front_figure_is_copied_where_the_readme_shows_it(run):
+    figures = run / "artifacts" / "p" / "eval" / "figures"
+    with pytest.raises(FileNotFoundError, match="run the main job's eval step first"):
+        publish_front_figure("p", ("eval", "fig", run / "docs" / "f.png"))
+    figures.mkdir(parents=True)
+    (figures / "fig.png").write_bytes(b"\x89PNG fake")
+    assert publish_front_figure("p", ("eval", "fig", run / "docs" / "f.png")).read_bytes() == b"\x89PNG fake"
