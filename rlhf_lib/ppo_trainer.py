@@ -82,6 +82,184 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
             e.lerp_(p, 1.0 - decay)
 
 
+# The loop's machinery, in the order `train_ppo` uses it: the run's state and its checkpoint, the prompts of each
+# rollout batch, the forward passes of a minibatch, one minibatch update, the diagnostics of a rollout batch.
+
+_STAT_KEYS = ("policy_loss", "value_loss", "clipfrac", "approx_kl", "value_clipfrac", "ptx_loss", "ratio")
+"""The update's statistics, averaged over a rollout batch's minibatch steps (this order is the history's)."""
+
+
+@dataclass
+class _PPOState:
+    """What training changes and a checkpoint restores, kept together so that resuming cannot forget a piece."""
+
+    policy: torch.nn.Module
+    value_model: RewardModel
+    train_policy: torch.nn.Module
+    """The update's passes of the policy: the policy itself, or its `torch.compile` wrapper (same weights)."""
+    train_value: torch.nn.Module
+    ema: torch.nn.Module
+    opt: torch.optim.Optimizer
+    value_opt: torch.optim.Optimizer
+    kl_ctl: AdaptiveKLController | FixedKLController
+    history: dict[str, Any]
+    start: int = 0
+    """The rollout batches already done (0 unless resumed)."""
+
+
+def _new_state(policy: torch.nn.Module, value_model: RewardModel, train_policy: torch.nn.Module,
+               train_value: torch.nn.Module, cfg: PPOConfig, device: torch.device, speed: SpeedConfig) -> _PPOState:
+    """A fresh run: Adam for the policy's trainable weights and the value model, the EMA at the policy, beta."""
+    opt = adam([p for p in policy.parameters() if p.requires_grad], device, speed, lr=cfg.lr, eps=1e-5)
+    value_opt = adam(value_model.parameters(), device, speed, lr=cfg.value_lr, eps=1e-5)
+    ema = copy.deepcopy(policy).requires_grad_(False)
+    kl_ctl = AdaptiveKLController(cfg.beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl \
+        else FixedKLController(cfg.beta)
+    return _PPOState(policy, value_model, train_policy, train_value, ema, opt, value_opt, kl_ctl,
+                     {"step": [], "eval": []})
+
+
+def _resume(st: _PPOState, ckpt: Path | None, device: torch.device, cfg: PPOConfig, seed: int, inputs: str) -> None:
+    """Continue a killed run where its checkpoint left it (nothing happens when there is no checkpoint of it)."""
+    # resume only this very run: a checkpoint of other settings or made on other models is left alone
+    state = load_checkpoint(ckpt, device, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs) if ckpt else None
+    if state is None:
+        return
+    st.policy.load_state_dict(state["policy"])
+    st.value_model.load_state_dict(state["value"])
+    st.ema.load_state_dict(state["ema"])
+    st.opt.load_state_dict(state["opt"])
+    st.value_opt.load_state_dict(state["value_opt"])
+    st.kl_ctl.beta, st.history, st.start = state["beta"], state["history"], state["step"]
+    print(f"PPO run already complete: loaded from {ckpt}." if st.start >= cfg.steps else
+          f"Resuming PPO from rollout batch {st.start} ({ckpt}).")
+
+
+def _save(st: _PPOState, ckpt: Path, cfg: PPOConfig, seed: int, inputs: str, done: int) -> None:
+    """Checkpoint after `done` rollout batches, with what `_resume` checks (config, seed, inputs) and restores."""
+    save_checkpoint(ckpt, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs, step=done,
+                    policy=st.policy.state_dict(), value=st.value_model.state_dict(), ema=st.ema.state_dict(),
+                    opt=st.opt.state_dict(), value_opt=st.value_opt.state_dict(), beta=st.kl_ctl.beta,
+                    history=st.history)
+
+
+def _prompt_order(n_prompts: int, cfg: PPOConfig, seed: int) -> list[int]:
+    """Every rollout batch's prompts, fixed by the seed alone (a resumed run sees the same ones): shuffled passes."""
+    rng = random.Random(seed)
+    return [i for _ in range(math.ceil(cfg.steps * cfg.batch_size / n_prompts) + 1)
+            for i in rng.sample(range(n_prompts), n_prompts)]
+
+
+def _n_processes(cfg: PPOConfig) -> int:
+    """Data parallel: each process rolls out and trains on an equal share of every batch and minibatch."""
+    n_proc = process_info()[1]
+    if cfg.batch_size % n_proc or cfg.minibatch_size % n_proc:
+        raise ValueError(f"ppo.batch_size ({cfg.batch_size}) and ppo.minibatch_size ({cfg.minibatch_size}) must be "
+                         f"multiples of the number of processes ({n_proc}).")
+    return n_proc
+
+
+def _batch(prompts: list[PromptRecord], order: list[int], step: int, cfg: PPOConfig) -> list[PromptRecord]:
+    """Rollout batch `step`'s prompts: this process's rows of them (all of them in a single process)."""
+    batch = [prompts[i] for i in order[step * cfg.batch_size: (step + 1) * cfg.batch_size]]
+    return batch[my_rows(len(batch))]
+
+
+def _seed_step(seed: int, step: int) -> torch.Generator:
+    """Seed a batch's sampling by (seed, step) alone, so a resumed run draws what an unbroken one did.
+
+    Returns the generator of the minibatch order and the pretraining windows."""
+    torch.manual_seed(seed * 1_000_003 + step)
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def _plans(rollout: Rollout, size: int, budget: int | None) -> list[tuple[torch.Tensor, list[Rollout]]]:
+    """Minibatches of similar-length episodes, each as forward passes of at most `budget` tokens (less padding)."""
+    return [rollout.pieces(idx, budget) for idx in length_grouped_minibatches(rollout, size)]
+
+
+def _minibatch_logprobs(model: torch.nn.Module, pieces: list[Rollout], width: int,
+                        temperature: float) -> torch.Tensor:
+    """A minibatch's log-probs under `model`, from its passes (`_plans`), stacked as one (b, width) tensor."""
+    return stack_pieces([response_logprobs(model, mb, temperature) for mb in pieces], width)
+
+
+def _minibatch_values(value_model: RewardModel, pieces: list[Rollout], width: int) -> torch.Tensor:
+    """A minibatch's values, from its passes (`_plans`), stacked as one fp32 (b, width) tensor."""
+    return stack_pieces([response_values(value_model, mb) for mb in pieces], width).float()
+
+
+def _update_minibatch(st: _PPOState, pieces: list[Rollout], mask: torch.Tensor, old: dict[str, torch.Tensor],
+                      cfg: PPOConfig, ptx_ids: torch.Tensor | None, gen: torch.Generator, device: torch.device,
+                      speed: SpeedConfig) -> dict[str, torch.Tensor]:
+    """One step of each model on a minibatch (`old`: its old log-probs, values, advantages, returns); its stats.
+
+    The statistics stay on the device: they are read once per rollout batch (`_mean_stats`), no GPU stall."""
+    stats: dict[str, torch.Tensor] = {}
+    with autocast(device, speed):
+        new_logprobs = _minibatch_logprobs(st.train_policy, pieces, mask.shape[1], cfg.temperature)
+        pg_loss, pg = policy_loss(new_logprobs, old["logprobs"], old["advantages"], mask, cfg.clip)
+        loss = pg_loss
+        if cfg.ptx_coef > 0:
+            # pretraining windows, drawn as the pretraining loop draws them
+            windows = get_batch(ptx_ids, cfg.ptx_block_size, cfg.ptx_batch_size, gen)[0]
+            lm = ptx_loss(st.train_policy, windows.to(device))
+            loss = loss + cfg.ptx_coef * lm
+            stats["ptx_loss"] = lm.detach()
+    optimizer_step(st.policy, st.opt, loss, cfg.grad_clip)
+    with autocast(device, speed):
+        values = _minibatch_values(st.train_value, pieces, mask.shape[1])
+        v_loss, v_clip = value_loss(values, old["values"], old["returns"], mask, cfg.value_clip)
+    optimizer_step(st.value_model, st.value_opt, v_loss, cfg.grad_clip)
+    for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("value_clipfrac", v_clip),
+                 ("clipfrac", pg["clipfrac"]), ("approx_kl", pg["approx_kl"]), ("ratio", pg["ratio"])):
+        stats[k] = v.detach()
+    return stats
+
+
+def _mean_stats(stats: dict[str, list[torch.Tensor]], cfg: PPOConfig) -> dict[str, float]:
+    """The rollout batch's mean statistics, read once; stops with advice when a loss is not finite."""
+    stats_mean = {k: torch.stack(v).mean().item() if v else float("nan") for k, v in stats.items()}
+    check_finite(torch.tensor(stats_mean["policy_loss"] + (stats_mean["ptx_loss"] if cfg.ptx_coef > 0 else 0.0)),
+                 "The PPO policy loss", "lower ppo.lr or raise ppo.beta.")
+    check_finite(torch.tensor(stats_mean["value_loss"]), "The value loss", "lower ppo.value_lr.")
+    return stats_mean
+
+
+def _diagnostics(step: int, cfg: PPOConfig, batch: list[PromptRecord], rollout: Rollout,
+                 old: dict[str, torch.Tensor], rewards: torch.Tensor, kl_per_response: float, returns: torch.Tensor,
+                 beta: float, stats_mean: dict[str, float], gold: Any) -> dict[str, float]:
+    """The history's row of rollout batch `step`: what the curves of notebooks 04 and 05 plot."""
+    return {"step": step + 1, "episodes": (step + 1) * cfg.batch_size, "rm_score": float(old["raw_scores"].mean()),
+            "reward": float(rewards.sum(1).mean()), "kl": kl_per_response, "beta": beta,
+            "entropy": float(masked_mean(old["entropy"], rollout.mask)),
+            "response_length": float(rollout.mask.sum(1).mean()),
+            "ended": float(rollout.ended.float().mean()),
+            "explained_variance": explained_variance(old["values"], returns, rollout.mask),
+            **stats_mean,
+            "gold": float(np.mean(gold(batch, rollout.texts))) if gold else float("nan")}
+
+
+def _record(history: dict[str, Any], row: dict[str, float], t0: float) -> None:
+    """Append a diagnostics row, and the seconds since the run started, to the history's lists."""
+    for k, v in row.items():
+        history.setdefault(k, []).append(v)
+    history.setdefault("seconds", []).append(time.time() - t0)
+
+
+def _check_kl(row: dict[str, float], cfg: PPOConfig) -> None:
+    """Stop a policy that runs away from SFT with advice, rather than train on for nothing."""
+    if not math.isfinite(row["kl"]) or row["kl"] > cfg.max_kl:
+        raise RuntimeError(f"The KL to the SFT model reached {row['kl']:.1f} nats per response at rollout batch "
+                           f"{row['step']} (limit ppo.max_kl={cfg.max_kl}): the policy is running away from SFT. "
+                           "Lower ppo.lr, raise ppo.beta, or turn on ppo.adaptive_kl.")
+
+
+def _due(done: int, every: int, total: int) -> bool:
+    """Periodic work (evaluation, checkpoint) runs every `every` rollout batches and after the last one."""
+    return done % every == 0 or done == total
+
+
 def train_ppo(policy: torch.nn.Module, ref: torch.nn.Module | None, value_model: RewardModel,
               reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: list[PromptRecord],
               cfg: PPOConfig, seed: int, out_dir: Path | None = None, ptx_ids: torch.Tensor | None = None,
@@ -102,116 +280,61 @@ def train_ppo(policy: torch.nn.Module, ref: torch.nn.Module | None, value_model:
     train_policy, train_value = maybe_compile(policy, speed), maybe_compile(value_model, speed)  # the update's passes
     if cfg.ptx_coef > 0 and ptx_ids is None:
         raise ValueError("ppo.ptx_coef > 0 needs pretraining tokens: pass ptx_ids (see rlhf_lib.base_model).")
-    opt = adam([p for p in policy.parameters() if p.requires_grad], device, speed, lr=cfg.lr, eps=1e-5)
-    value_opt = adam(value_model.parameters(), device, speed, lr=cfg.value_lr, eps=1e-5)
-    ema = copy.deepcopy(policy).requires_grad_(False)
-    kl_ctl = AdaptiveKLController(cfg.beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl \
-        else FixedKLController(cfg.beta)
-    history: dict[str, Any] = {"step": [], "eval": []}
-    start, ckpt = 0, (out_dir / "checkpoint.pt") if out_dir else None
-    # resume only this very run: a checkpoint of other settings or made on other models is left alone
-    state = load_checkpoint(ckpt, device, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs) if ckpt else None
-    if state is not None:
-        policy.load_state_dict(state["policy"])
-        value_model.load_state_dict(state["value"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        value_opt.load_state_dict(state["value_opt"])
-        kl_ctl.beta, history, start = state["beta"], state["history"], state["step"]
-        print(f"PPO run already complete: loaded from {ckpt}." if start >= cfg.steps else
-              f"Resuming PPO from rollout batch {start} ({ckpt}).")
-    rng = random.Random(seed)
-    order = [i for _ in range(math.ceil(cfg.steps * cfg.batch_size / len(prompts)) + 1)
-             for i in rng.sample(range(len(prompts)), len(prompts))]
-    t0 = time.time() - (history["seconds"][-1] if history.get("seconds") else 0.0)
-    if evaluate is not None and start == 0:
-        history["eval"].append({"step": 0, **evaluate(ema, 0)})  # the SFT model itself, on the same prompts
+    st = _new_state(policy, value_model, train_policy, train_value, cfg, device, speed)
+    ckpt = (out_dir / "checkpoint.pt") if out_dir else None
+    _resume(st, ckpt, device, cfg, seed, inputs)
+    order = _prompt_order(len(prompts), cfg, seed)
+    t0 = time.time() - (st.history["seconds"][-1] if st.history.get("seconds") else 0.0)  # counts on after a resume
+    if evaluate is not None and st.start == 0:
+        st.history["eval"].append({"step": 0, **evaluate(st.ema, 0)})  # the SFT model itself, on the same prompts
     budget = pass_tokens(device, speed)  # on a CPU: forward passes of similar-length episodes, less padding
-    n_proc = process_info()[1]  # data parallel: each process rolls out and trains on its share of every batch
-    if cfg.batch_size % n_proc or cfg.minibatch_size % n_proc:
-        raise ValueError(f"ppo.batch_size ({cfg.batch_size}) and ppo.minibatch_size ({cfg.minibatch_size}) must be "
-                         f"multiples of the number of processes ({n_proc}).")
-    bar = tqdm(range(start, cfg.steps), desc="PPO", initial=start, total=cfg.steps, disable=not progress)
+    n_proc = _n_processes(cfg)
+    bar = tqdm(range(st.start, cfg.steps), desc="PPO", initial=st.start, total=cfg.steps, disable=not progress)
     for step in bar:
-        batch = [prompts[i] for i in order[step * cfg.batch_size: (step + 1) * cfg.batch_size]]
-        batch = batch[my_rows(len(batch))]
-        torch.manual_seed(seed * 1_000_003 + step)
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        # 1-2. rollouts and their scores
+        batch = _batch(prompts, order, step, cfg)
+        gen = _seed_step(seed, step)
+        # 1-2. sample rollouts; score them: old and reference log-probs, values, RM scores
         with autocast(device, speed):
             rollout = sample_rollout(policy, tokenizer, [r.prompt for r in batch], cfg.max_new_tokens,
                                      cfg.temperature, static_cache=speed.static_cache and on_cuda(device))
-            groups = length_grouped_minibatches(rollout, cfg.minibatch_size // n_proc)
-            plans = [rollout.pieces(idx, budget) for idx in groups]  # reused by every epoch
+            plans = _plans(rollout, cfg.minibatch_size // n_proc, budget)  # reused by every epoch
             old = score_episodes(policy, ref, value_model, reward_model, rollout, plans, cfg)
-        # 3. per-token rewards and advantages
+        # 3. per-token KL-penalised rewards, GAE advantages
         rewards, kl = kl_penalized_rewards(old["scores"], old["logprobs"], old["ref_logprobs"], rollout.mask,
-                                           kl_ctl.beta)
+                                           st.kl_ctl.beta)
         advantages, returns = gae(rewards, old["values"], rollout.mask, cfg.discount, cfg.gae_lambda)
         if cfg.whiten_advantages:
             advantages = masked_whiten(advantages, rollout.mask)
-        # 4. PPO epochs over minibatches (statistics stay on the device: one read per rollout batch, no stalls)
-        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("policy_loss", "value_loss", "clipfrac", "approx_kl",
-                                                                "value_clipfrac", "ptx_loss", "ratio")}
+        # 4. epochs of clipped policy and value updates over minibatches (+ the PPO-ptx term); EMA after each
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in _STAT_KEYS}
         for _ in range(cfg.ppo_epochs):
-            for g in torch.randperm(len(groups), generator=gen).tolist():
+            for g in torch.randperm(len(plans), generator=gen).tolist():
                 idx, pieces = plans[g]
-                mask, width = rollout.mask[idx], rollout.mask.shape[1]
-                with autocast(device, speed):
-                    new_logprobs = stack_pieces([response_logprobs(train_policy, mb, cfg.temperature)
-                                                 for mb in pieces], width)
-                    pg_loss, pg = policy_loss(new_logprobs, old["logprobs"][idx], advantages[idx], mask, cfg.clip)
-                    loss = pg_loss
-                    if cfg.ptx_coef > 0:
-                        # pretraining windows, drawn as the pretraining loop draws them
-                        windows = get_batch(ptx_ids, cfg.ptx_block_size, cfg.ptx_batch_size, gen)[0]
-                        lm = ptx_loss(train_policy, windows.to(device))
-                        loss = loss + cfg.ptx_coef * lm
-                        stats["ptx_loss"].append(lm.detach())
-                optimizer_step(policy, opt, loss, cfg.grad_clip)
-                with autocast(device, speed):
-                    values = stack_pieces([response_values(train_value, mb) for mb in pieces], width).float()
-                    v_loss, v_clip = value_loss(values, old["values"][idx], returns[idx], mask, cfg.value_clip)
-                optimizer_step(value_model, value_opt, v_loss, cfg.grad_clip)
-                update_ema(ema, policy, cfg.ema_decay)
-                for k, v in (("policy_loss", pg_loss), ("value_loss", v_loss), ("value_clipfrac", v_clip),
-                             ("clipfrac", pg["clipfrac"]), ("approx_kl", pg["approx_kl"]), ("ratio", pg["ratio"])):
-                    stats[k].append(v.detach())
-        stats_mean = {k: torch.stack(v).mean().item() if v else float("nan") for k, v in stats.items()}
-        check_finite(torch.tensor(stats_mean["policy_loss"] + (stats_mean["ptx_loss"] if cfg.ptx_coef > 0 else 0.0)),
-                     "The PPO policy loss", "lower ppo.lr or raise ppo.beta.")
-        check_finite(torch.tensor(stats_mean["value_loss"]), "The value loss", "lower ppo.value_lr.")
-        # 5. diagnostics
+                mb_old = {"logprobs": old["logprobs"][idx], "values": old["values"][idx],
+                          "advantages": advantages[idx], "returns": returns[idx]}
+                mb_stats = _update_minibatch(st, pieces, rollout.mask[idx], mb_old, cfg, ptx_ids, gen, device, speed)
+                update_ema(st.ema, policy, cfg.ema_decay)
+                for k, v in mb_stats.items():
+                    stats[k].append(v)
+        stats_mean = _mean_stats(stats, cfg)
+        # 5. diagnostics (and the adaptive KL controller's step)
         kl_per_response = float(kl.sum(1).mean())
-        kl_ctl.update(kl_per_response, len(batch))
-        row = {"step": step + 1, "episodes": (step + 1) * cfg.batch_size, "rm_score": float(old["raw_scores"].mean()),
-               "reward": float(rewards.sum(1).mean()), "kl": kl_per_response, "beta": kl_ctl.beta,
-               "entropy": float(masked_mean(old["entropy"], rollout.mask)),
-               "response_length": float(rollout.mask.sum(1).mean()),
-               "ended": float(rollout.ended.float().mean()),
-               "explained_variance": explained_variance(old["values"], returns, rollout.mask),
-               **stats_mean,
-               "gold": float(np.mean(gold(batch, rollout.texts))) if gold else float("nan")}
-        for k, v in row.items():
-            history.setdefault(k, []).append(v)
-        history.setdefault("seconds", []).append(time.time() - t0)
+        st.kl_ctl.update(kl_per_response, len(batch))
+        row = _diagnostics(step, cfg, batch, rollout, old, rewards, kl_per_response, returns, st.kl_ctl.beta,
+                           stats_mean, gold)
+        _record(st.history, row, t0)
         bar.set_postfix(rm=f"{row['rm_score']:.2f}", kl=f"{row['kl']:.2f}", gold=f"{row['gold']:.2f}")
         if on_step is not None:
             on_step(row)
-        if not math.isfinite(row["kl"]) or row["kl"] > cfg.max_kl:
-            raise RuntimeError(f"The KL to the SFT model reached {row['kl']:.1f} nats per response at rollout batch "
-                               f"{step + 1} (limit ppo.max_kl={cfg.max_kl}): the policy is running away from SFT. "
-                               "Lower ppo.lr, raise ppo.beta, or turn on ppo.adaptive_kl.")
-        if evaluate is not None and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
-            history["eval"].append({"step": step + 1, **evaluate(ema, step + 1)})
-        if ckpt is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
-            save_checkpoint(ckpt, config=dataclasses.asdict(cfg), seed=seed, inputs=inputs, step=step + 1,
-                            policy=policy.state_dict(), value=value_model.state_dict(), ema=ema.state_dict(),
-                            opt=opt.state_dict(), value_opt=value_opt.state_dict(), beta=kl_ctl.beta,
-                            history=history)
+        _check_kl(row, cfg)
+        # ... and, every few batches, evaluation of the EMA policy and a checkpoint
+        if evaluate is not None and _due(step + 1, cfg.eval_every, cfg.steps):
+            st.history["eval"].append({"step": step + 1, **evaluate(st.ema, step + 1)})
+        if ckpt is not None and _due(step + 1, cfg.checkpoint_every, cfg.steps):
+            _save(st, ckpt, cfg, seed, inputs, step + 1)
     bar.close()
-    history["ema"] = ema
-    return history
+    st.history["ema"] = st.ema
+    return st.history
 
 
 # ---------------------------------------------------------------------------------------------------------------
