@@ -15,6 +15,8 @@ os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
 os.environ.setdefault("RLHF_ARTIFACTS", tempfile.mkdtemp(prefix="rlhf-test-artifacts-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402  (the environment above comes first)
 
 from rlhf_lib.world import World, build_world  # noqa: E402
@@ -27,3 +29,27 @@ def world() -> World:
     Shared by every test module, so tests read it and never change it. A module that needs another size defines its
     own `world` (test_world.py: the default size; test_probes.py and test_nlp_tasks.py: a smaller one)."""
     return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "after_notebooks: reads the smoke run the notebooks wrote (`smoke_artifacts`); "
+                                       "runs after the notebooks, so that each notebook executes once per pytest")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Tests marked `after_notebooks` run last: by then nbval has executed every notebook in the smoke profile."""
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+
+
+@pytest.fixture(scope="session")
+def smoke_artifacts() -> Path:
+    """The artifacts root of this pytest session's smoke run, complete: the notebooks (run by nbval) wrote it; any
+    step they did not write (a test file run alone) is run here by the main job, so each notebook runs once."""
+    import subprocess
+    import sys
+
+    root = Path(os.environ["RLHF_ARTIFACTS"])
+    result = subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke"], cwd=Path(__file__).parent,
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root

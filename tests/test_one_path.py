@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rlhf_lib import alignment_tax, ppo_trainer, reward_model, sft
+from rlhf_lib.pipeline import NOTEBOOKS
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 STAGES = {
     "02_sft.ipynb": (sft.build_sft, ["sample_and_score", "few_shot_prefix", "with_lora", "train_sft", "score_oracle",
@@ -44,7 +48,38 @@ def test_first_calls_reads_the_order_of_first_calls():
 @pytest.mark.parametrize("notebook", STAGES)
 def test_the_notebook_and_its_build_function_call_the_same_steps_in_one_order(notebook):
     build, steps = STAGES[notebook]
-    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    cells = json.loads((NOTEBOOK_DIR / notebook).read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert first_calls(inspect.getsource(build), steps) == steps
     assert first_calls(code, steps) == steps
+
+
+def key_paths(metrics: dict, prefix: str = "") -> set[str]:
+    """Every key of a metrics dict, nested dicts as `outer/inner` (lists are values)."""
+    out = set()
+    for k, v in metrics.items():
+        out.add(prefix + k)
+        if isinstance(v, dict):
+            out |= key_paths(v, f"{prefix}{k}/")
+    return out
+
+
+def test_key_paths_reads_nested_dicts():
+    assert key_paths({"a": 1, "b": {"c": [1, {"d": 2}], "e": {}}}) == {"a", "b", "b/c", "b/e"}
+
+
+@pytest.mark.after_notebooks
+def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, tmp_path):
+    """Each stage by `python -m rlhf_lib.train <stage>` (in a fresh artifacts folder) writes the keys its notebook
+    wrote in this session's smoke run."""
+    env = {**os.environ, "RLHF_ARTIFACTS": str(tmp_path)}
+    for step, _ in NOTEBOOKS:
+        result = subprocess.run([sys.executable, "-m", "rlhf_lib.train", step, "--profile", "smoke"], env=env,
+                                capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, f"train {step}: " + result.stderr[-3000:]
+    for step, notebook in NOTEBOOKS:
+        by_notebook = json.loads((smoke_artifacts / "smoke" / step / "metrics.json").read_text())
+        by_train = json.loads((tmp_path / "smoke" / step / "metrics.json").read_text())
+        assert key_paths(by_train) == key_paths(by_notebook), (
+            f"{step}: only the notebook writes {sorted(key_paths(by_notebook) - key_paths(by_train))}, only "
+            f"`train {step}` writes {sorted(key_paths(by_train) - key_paths(by_notebook))}")
