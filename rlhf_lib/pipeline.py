@@ -4,6 +4,7 @@
     python -m rlhf_lib.pipeline --profile smoke --force    # reruns every step
     python -m rlhf_lib.pipeline --profile default --seeds 3  # also seeds 1 and 2: mean and CI of the headlines
     python -m rlhf_lib.pipeline --profile default --publish  # then copy the outputs into notebooks/ (`publish`)
+    python -m rlhf_lib.pipeline --profile gpt2 --set ppo.steps=10 --set rm.max_prompts=200  # change fields
 
 A step is complete when its `metrics.json` exists (it is written last, atomically), so a killed run resumes at the
 first unfinished step; inside a step, training resumes from its last checkpoint.
@@ -45,12 +46,28 @@ def seed_run_name(profile: str, seed: int) -> str:
     return profile if seed == 0 else f"{profile}-seed{seed}"
 
 
-def run_step(step: str, notebook: str, profile: str, log_output: bool = False, seed: int = 0) -> float:
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set field=value` arguments as the notebooks' `overrides`: each value read as JSON (numbers, true, null,
+    lists), else kept as a string; e.g. ["ppo.beta=0.05", "base.hub_model=/models/gpt2"]."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected field=value with a dotted field name, e.g. ppo.beta=0.05.")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def run_step(step: str, notebook: str, profile: str, log_output: bool = False, seed: int = 0,
+             overrides: dict[str, Any] | None = None) -> float:
     """Execute one notebook with papermill; the executed copy goes to `artifacts/<run>/notebooks/`."""
     import papermill
 
     name = seed_run_name(profile, seed)
-    overrides = {} if seed == 0 else {"seed": seed, "name": name}
+    overrides = {**(overrides or {}), **({} if seed == 0 else {"seed": seed, "name": name})}
     out = artifacts_root() / name / "notebooks" / notebook
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -64,9 +81,10 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
 
 
 def run(profile: str, force: bool = False, steps: list[str] | None = None, log_output: bool = False,
-        seed: int = 0) -> dict[str, Any]:
-    """Run the pipeline; returns {step: {"status", "seconds"}} and writes report.md and timings.json."""
-    get_profile(profile)  # fail early, with the list of valid profiles
+        seed: int = 0, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the pipeline; returns {step: {"status", "seconds"}} and writes report.md and timings.json. `overrides`
+    ({"ppo.steps": 10, ...}) change the profile's fields in every notebook."""
+    get_profile(profile, overrides)  # fail early, with the list of valid profiles or fields
     todo = [(s, nb) for s, nb in NOTEBOOKS if steps is None or s in steps]
     unknown = set(steps or []) - {s for s, _ in NOTEBOOKS}
     if unknown:
@@ -82,7 +100,7 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
             timings.setdefault(step, {"seconds": None})["status"] = "skipped"
             continue
         tqdm.write(f"  {step}: running {notebook} ...")
-        seconds = run_step(step, notebook, profile, log_output, seed)
+        seconds = run_step(step, notebook, profile, log_output, seed, overrides)
         timings[step] = {"status": "ran", "seconds": round(seconds, 1)}
         write_json_atomic(timings_path, timings)
         tqdm.write(f"  {step}: done in {seconds:.0f} s")
@@ -185,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-output", action="store_true", help="stream the notebooks' output to the terminal")
     parser.add_argument("--seeds", type=int, default=1,
                         help="repeat the training steps with seeds 0..N-1 and report mean and CI of the headlines")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a profile field in every notebook, e.g. --set ppo.beta=0.05 (repeatable)")
     parser.add_argument("--publish", action="store_true",
                         help="after the run, write the executed notebooks with their outputs into notebooks/")
     args = parser.parse_args(argv)
@@ -192,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be 1 or more, got {args.seeds}.")
         steps = args.steps.split(",") if args.steps else None
+        overrides = parse_sets(args.set)
         for seed in range(args.seeds):
-            timings = run(args.profile, force=args.force, steps=steps, log_output=args.log_output, seed=seed)
+            timings = run(args.profile, force=args.force, steps=steps, log_output=args.log_output, seed=seed,
+                          overrides=overrides)
             if seed == 0:
                 first = timings
         if args.seeds > 1:

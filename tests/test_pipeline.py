@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lib.pipeline import NOTEBOOKS
+from rlhf_lib import pipeline
+from rlhf_lib.pipeline import NOTEBOOKS, parse_sets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -87,3 +88,32 @@ def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_p
     assert "Headline figures over 2 training seeds" in (tmp_path / "smoke" / "report.md").read_text()
     bad = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "0")
     assert bad.returncode == 2 and "--seeds must be 1 or more" in bad.stderr
+
+
+def test_set_reads_values_as_json_else_as_text_and_rejects_a_missing_equals_sign():
+    assert parse_sets(["ppo.beta=0.05", "rm.max_prompts=null", "sft.lora=true", "base.hub_model=/models/gpt2",
+                       "ppo.ptx_sweep=[1, 4]"]) == {"ppo.beta": 0.05, "rm.max_prompts": None, "sft.lora": True,
+                                                    "base.hub_model": "/models/gpt2", "ppo.ptx_sweep": [1, 4]}
+    with pytest.raises(ValueError, match="expected field=value"):
+        parse_sets(["ppo.beta"])
+
+
+def test_set_reaches_every_notebook_and_an_unknown_field_is_a_clear_error(tmp_path, monkeypatch):
+    import papermill
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
+    seen = []
+
+    def fake_execute(source, out, parameters, **kwargs):
+        seen.append((Path(source).name, parameters))
+        step = dict((nb, s) for s, nb in NOTEBOOKS)[Path(source).name]
+        (tmp_path / "smoke" / step).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "smoke" / step / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    monkeypatch.setattr(pipeline, "write_report", lambda *a, **k: tmp_path / "report.md")
+    assert pipeline.main(["--profile", "smoke", "--steps", "sft,rm", "--set", "ppo.beta=0.05"]) == 0
+    assert seen == [(nb, {"profile": "smoke", "overrides": {"ppo.beta": 0.05}}) for nb in ("02_sft.ipynb",
+                                                                                          "03_reward_model.ipynb")]
+    bad = run_pipeline(tmp_path, "--profile", "smoke", "--set", "ppo.betta=0.05")
+    assert bad.returncode == 2 and "Unknown config field 'ppo.betta'" in bad.stderr and "beta" in bad.stderr
