@@ -30,6 +30,7 @@ from rlhf_lib.tokenizer import ensure_pad_token, train_tokenizer
 from rlhf_lib.training import (adamw, check_finite, cosine_lr, fingerprint, load_checkpoint, my_rows, optimizer_step,
                                save_checkpoint, set_lr)
 from rlhf_lib.corpus import Corpus, build_corpus
+from rlhf_lib.hub import from_hub
 from rlhf_lib.world import World, build_world
 
 
@@ -105,7 +106,7 @@ def new_model(cfg: BaseConfig, tokenizer: PreTrainedTokenizerBase, seed: int) ->
 def init_model(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
     """The model before pretraining: random (offline profiles) or the hub checkpoint (`cfg.base.hub_model`)."""
     if cfg.base.hub_model:
-        model = GPT2LMHeadModel.from_pretrained(cfg.base.hub_model)
+        model = from_hub(GPT2LMHeadModel.from_pretrained, cfg.base.hub_model, "base.hub_model")
         model.resize_token_embeddings(len(tokenizer))  # room for the PAD token we add
         model.config.pad_token_id = tokenizer.pad_token_id
     else:
@@ -353,7 +354,7 @@ def load_base(cfg: Profile) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
 def get_tokenizer(cfg: Profile) -> PreTrainedTokenizerBase:
     """The profile's tokenizer: hub GPT-2's BPE online, else byte-level BPE trained on the training corpus."""
     if cfg.base.hub_model:
-        return ensure_pad_token(AutoTokenizer.from_pretrained(cfg.base.hub_model))
+        return ensure_pad_token(from_hub(AutoTokenizer.from_pretrained, cfg.base.hub_model, "base.hub_model"))
     corpus = corpus_for(cfg.world)
     texts = [d.text for d in corpus.train_documents()]
     return train_tokenizer(texts, cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)

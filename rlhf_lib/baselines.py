@@ -19,6 +19,7 @@ from rlhf_lib.artifacts import step_dir
 from rlhf_lib.base_model import (corpus_ids, large_config, load_base, load_pretrained, new_model, pretrain,
                                  resolve_device, save_base, world_for)
 from rlhf_lib.data import SFTRecord
+from rlhf_lib.hub import from_hub
 from rlhf_lib.nlp_tasks import Item, build_benchmarks
 from rlhf_lib.sft import train_sft
 
@@ -76,7 +77,8 @@ def load_large_base(cfg: Any, progress: bool = True) -> tuple[GPT2LMHeadModel, P
     if (path / "config.json").exists():
         return load_pretrained(path, cfg.device)
     if cfg.eval.large_hub_model:
-        return load_pretrained(cfg.eval.large_hub_model, cfg.device)
+        return from_hub(lambda name: load_pretrained(name, cfg.device), cfg.eval.large_hub_model,
+                        "eval.large_hub_model")
     _, tokenizer = load_base(cfg)
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     base_cfg = large_config(cfg)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from rlhf_lib.data import (CATEGORIES, DatasetError, PromptRecord, SFTRecord, dedup_by_prefix, filter_pii, find_pii,
                            normalise)
+from rlhf_lib.hub import from_hub
 from rlhf_lib.labels import Judgement
 
 DEFAULT_PREFIX_CHARS = 100
@@ -225,7 +226,7 @@ def instructions_to_sft(rows: Iterable[dict], schema: str, prefix_chars: int = D
 
 
 def load_rows(name_or_path: str | Path, split: str = "train", limit: int | None = None,
-              cache_dir: str | Path | None = None) -> list[dict]:
+              cache_dir: str | Path | None = None, field: str = "data.real_sft") -> list[dict]:
     """Rows of a local .json/.jsonl file (JSON lines or one JSON array) or of a hub dataset (needs internet).
 
     `limit` keeps the first rows only.
@@ -243,7 +244,8 @@ def load_rows(name_or_path: str | Path, split: str = "train", limit: int | None 
     elif path.exists():
         raise DatasetError(f"{path}: local data must be a .json or .jsonl file.")
     else:
-        ds = datasets.load_dataset(str(name_or_path), split=split, **kwargs)
+        ds = from_hub(lambda name: datasets.load_dataset(name, split=split, **kwargs), str(name_or_path), field,
+                      "dataset")  # `field`: the profile field that names it
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return list(ds)
@@ -252,7 +254,7 @@ def load_rows(name_or_path: str | Path, split: str = "train", limit: int | None 
 def load_hh_rlhf(split: str = "train", path_or_name: str | Path = "Anthropic/hh-rlhf", limit: int | None = None,
                  prefix_chars: int = DEFAULT_PREFIX_CHARS, cache_dir: str | Path | None = None) -> RealData:
     """HH-RLHF as prompts + K=2 judgements (see `hh_rlhf_to_judgements`). `split`: "train" or "test" on the hub."""
-    return hh_rlhf_to_judgements(load_rows(path_or_name, split, limit, cache_dir), prefix_chars)
+    return hh_rlhf_to_judgements(load_rows(path_or_name, split, limit, cache_dir, "data.real_rm"), prefix_chars)
 
 
 def load_instructions(name_or_path: str | Path, schema: str, limit: int | None = None, split: str = "train",
