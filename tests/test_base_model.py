@@ -109,6 +109,7 @@ def test_sample_returns_one_continuation_per_prompt(tokenizer):
     assert out == bm.sample(model, tokenizer, ["Mira lives", "Tom"], max_new_tokens=5, seed=0)
 
 
+@pytest.mark.slow
 def test_build_and_load_base_offline_without_network(tmp_path, monkeypatch):
     """The smoke profile builds its base model end to end and never opens a connection off this machine."""
     monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))

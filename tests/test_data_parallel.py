@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,7 @@ def test_two_processes_train_on_different_rows_and_stay_in_sync(tmp_path):
         assert a[key] != b[key], key                  # ... each on its own rows
 
 
+@pytest.mark.slow
 def test_a_pipeline_stage_runs_data_parallel_through_the_command_line(tmp_path):
     launch("-m", "rlhf_lib.train", "sft", "--profile", "smoke", env={"RLHF_ARTIFACTS": str(tmp_path)})
     for step in ("data", "base", "sft"):

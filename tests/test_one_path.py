@@ -68,6 +68,7 @@ def test_key_paths_reads_nested_dicts():
     assert key_paths({"a": 1, "b": {"c": [1, {"d": 2}], "e": {}}}) == {"a", "b", "b/c", "b/e"}
 
 
+@pytest.mark.slow
 @pytest.mark.after_notebooks
 def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, tmp_path):
     """Each stage by `python -m rlhf_lib.train <stage>` (in a fresh artifacts folder) writes the keys its notebook

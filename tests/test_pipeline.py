@@ -77,6 +77,7 @@ def test_papermill_rejects_an_unknown_profile(tmp_path):
                                    kernel_name="python3", progress_bar=False)
 
 
+@pytest.mark.slow
 def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_path):
     result = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "2", "--steps", "data")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -221,6 +221,7 @@ def test_forward_passes_in_length_pieces_give_the_minibatch_outputs(policy, toke
     assert torch.equal(one_order, idx) and len(one) == 1
 
 
+@pytest.mark.slow
 def test_passes_in_pieces_train_like_one_pass(tokenizer, base_cfg):
     cfg = small_cfg(steps=2, lr=1e-2, value_lr=1e-2)
     states = []
@@ -331,6 +332,7 @@ def test_learning_rate_zero_changes_nothing_and_gives_ratio_one(tokenizer, base_
     assert all(k == 0 for k in h["kl"])
 
 
+@pytest.mark.slow
 def test_ppo_raises_a_toy_reward(tokenizer, base_cfg):
     policy, ref, value, _ = parts(tokenizer, base_cfg)
     cfg = small_cfg(steps=25, batch_size=16, minibatch_size=8, ppo_epochs=4, lr=1e-2, beta=0.0,
@@ -342,6 +344,7 @@ def test_ppo_raises_a_toy_reward(tokenizer, base_cfg):
     assert h["kl"][-1] > 0.1  # it got there by moving away from the reference
 
 
+@pytest.mark.slow
 def test_training_resumes_exactly_after_a_kill(tokenizer, base_cfg, tmp_path):
     cfg = small_cfg(steps=4, checkpoint_every=2, ptx_coef=0.5, ptx_batch_size=2, ptx_block_size=16)
     ptx_ids = torch.randint(2, 300, (500,))
