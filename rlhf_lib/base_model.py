@@ -369,7 +369,8 @@ def evaluate_base(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: 
 
 
 def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
-    """Notebook 00 without the prose: tokenizer, model, pretraining (or hub load), evaluation, save, metrics."""
+    """Notebook 00's steps in its order, without the prose: tokenizer, model, pretraining (or the hub model),
+    evaluation, save, metrics."""
     out = step_dir(cfg.name, "base")
     tokenizer = get_tokenizer(cfg)
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
@@ -380,8 +381,9 @@ def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
         history = pretrain(model, train_ids, heldout_ids, cfg.base, out, progress=progress,
                            speed=cfg.speed)
     block = min(cfg.base.block_size, model.config.n_positions)
-    metrics = {**evaluate_base(model, train_ids, heldout_ids, block), **base_summary(cfg, model, tokenizer, history)}
+    scores = evaluate_base(model, train_ids, heldout_ids, block)
     save_base(model, tokenizer, model_dir(cfg.name))
+    metrics = {**scores, **base_summary(cfg, model, tokenizer, history)}
     write_metrics(cfg.name, "base", metrics)
     return metrics
 

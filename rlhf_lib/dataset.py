@@ -258,7 +258,8 @@ def audit(datasets: dict[str, list[D.PromptRecord]], cap: int, prefix_chars: int
 
 
 def build_data(cfg: Profile) -> dict[str, Any]:
-    """Build and save the datasets and the calibrated labeler pool; write `data/metrics.json`. Returns the metrics."""
+    """Notebook 01's steps in its order: build and save the datasets, calibrate the labelers' noise on half of the
+    candidate sets and measure their agreement on the other half, save the pool, write `data/metrics.json`."""
     from rlhf_lib.base_model import world_for
     from rlhf_lib.artifacts import write_metrics
 
@@ -268,8 +269,8 @@ def build_data(cfg: Profile) -> dict[str, Any]:
     items = calibration_items(cfg, world, result.datasets)
     half = len(items) // 2
     pool = calibrated_pool(cfg, items[:half])
-    save_pool(cfg.name, pool)
     _, agreement = measure_agreement(pool, items[half:])
+    save_pool(cfg.name, pool)
     metrics = data_metrics(cfg, world, result, pool, agreement)
     write_metrics(cfg.name, "data", metrics)
     return metrics

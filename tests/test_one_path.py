@@ -17,12 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lib import alignment_tax, ppo_trainer, reward_model, sft
+from rlhf_lib import alignment_tax, base_model, dataset, ppo_trainer, reward_model, sft
 from rlhf_lib.pipeline import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 STAGES = {
+    "00_base_model.ipynb": (base_model.build_base, ["get_tokenizer", "init_model", "pretrain", "evaluate_base",
+                                                    "save_base", "base_summary", "write_metrics"]),
+    "01_dataset.ipynb": (dataset.build_data, ["build_datasets", "save_datasets", "calibration_items", "calibrated_pool",
+                                              "measure_agreement", "save_pool", "data_metrics", "write_metrics"]),
     "02_sft.ipynb": (sft.build_sft, ["sample_and_score", "few_shot_prefix", "with_lora", "train_sft", "score_oracle",
                                      "sft_metrics", "save_sft"]),
     "03_reward_model.ipynb": (reward_model.build_rm, ["comparison_data", "rm_datasets", "start_ablation", "train_rm",
