@@ -49,7 +49,7 @@ def smoke_artifacts() -> Path:
     import sys
 
     root = Path(os.environ["RLHF_ARTIFACTS"])
-    result = subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke"], cwd=Path(__file__).parent,
-                            capture_output=True, text=True, timeout=1800)
+    result = subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke"],
+                            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root

@@ -16,8 +16,8 @@ import re
 import tempfile
 from dataclasses import dataclass
 
-from rlhf_lib.world import (CALM_REPLIES, CORRECTIONS, FEMALE_NAMES, GOSSIP, RUDE_LINES, RUDE_WORDS, YOU_QUESTIONS, Entity,
-                            Fact, Misconception, World, _cap, article, plural)
+from rlhf_lib.world import (CALM_REPLIES, CORRECTIONS, FEMALE_NAMES, GOSSIP, RUDE_LINES, RUDE_WORDS, YOU_QUESTIONS,
+                            Entity, Fact, Misconception, World, _cap, article, plural)
 
 DOC_KINDS = ("story", "facts", "dialogue", "list", "qa", "instruction", "encyclopedia", "news")
 """The kinds of document the corpus holds."""

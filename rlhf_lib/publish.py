@@ -63,7 +63,7 @@ def published(source: dict[str, Any], executed: dict[str, Any], paths: dict[str,
     """`source` with the outputs of `executed`, matched by cell id (papermill keeps the ids). A source cell that
     the executed copy lacks means the notebook changed after the run: an error, not a silent gap."""
     runs = {c.get("id"): c for c in executed["cells"] if c["cell_type"] == "code"}
-    out = json.loads(json.dumps(source))
+    out = copy.deepcopy(source)
     for cell in out["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -97,9 +97,10 @@ def publish(profile: str, notebooks: list[str], source_dir: Path, dest_dir: Path
         texts[name] = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
     sizes = {name: len(text.encode()) for name, text in texts.items()}
     if sum(sizes.values()) > max_total_bytes:
+        each = ", ".join(f"{n}: {s / 1e6:.2f} MB" for n, s in sizes.items())
         raise ValueError(f"The published notebooks would take {sum(sizes.values()) / 1e6:.1f} MB, over the "
-                         f"{max_total_bytes / 1e6:.1f} MB limit ({', '.join(f'{n}: {s / 1e6:.2f} MB' for n, s in sizes.items())}). "
-                         "Make the figures smaller (figsize, fewer points) and publish again.")
+                         f"{max_total_bytes / 1e6:.1f} MB limit ({each}). Make the figures smaller (figsize, fewer "
+                         "points) and publish again.")
     leaked = [name for name, text in texts.items() if re.search(r"/(tmp|home|root|Users)/\S", text)]
     if leaked:
         raise ValueError(f"{', '.join(leaked)} still show(s) a path of this machine after scrubbing; find the output "

@@ -34,7 +34,8 @@ def run(tmp_path, monkeypatch):
         cell("inj", "code", "profile = \"smoke\"\n", tags=["injected-parameters"], papermill={"duration": 0.1}),
         cell("c", "code", "train()", papermill={"start_time": "2026-12-01T06:00:00", "duration": 3.0},
              execution={"iopub.status.busy": "2026-12-01T06:00:00"}, outputs=[
-                 {"output_type": "stream", "name": "stderr", "text": ["PPO:  10%|#\rPPO:  50%|#####\rPPO: 100%|##########\n"]},
+                 {"output_type": "stream", "name": "stderr",
+                  "text": ["PPO:  10%|#\rPPO:  50%|#####\rPPO: 100%|##########\n"]},
                  {"output_type": "stream", "name": "stdout", "text": [f"saved to {root}/p/sft/model\n"]},
                  {"output_type": "display_data", "metadata": {},
                   "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}}},
