@@ -12,9 +12,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
-os.environ.setdefault("RLHF_ARTIFACTS", tempfile.mkdtemp(prefix="rlhf-test-artifacts-"))
+if "RLHF_ARTIFACTS" not in os.environ:
+    os.environ["RLHF_ARTIFACTS"] = _SESSION_ARTIFACTS = tempfile.mkdtemp(prefix="rlhf-test-artifacts-")
+else:
+    _SESSION_ARTIFACTS = None  # the caller's folder: kept
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402  (the environment above comes first)
@@ -36,20 +43,33 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "runs after the notebooks, so that each notebook executes once per pytest")
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's temporary artifacts (about 100 MB of smoke models) go when the session ends."""
+    if _SESSION_ARTIFACTS is not None:
+        shutil.rmtree(_SESSION_ARTIFACTS, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     """Tests marked `after_notebooks` run last: by then nbval has executed every notebook in the smoke profile."""
     items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
 
 
 @pytest.fixture(scope="session")
-def smoke_artifacts() -> Path:
+def main_job() -> Callable[..., subprocess.CompletedProcess]:
+    """`main_job(root, *args)` runs `python -m rlhf_lib.pipeline *args` as a user would, with its artifacts under
+    `root`, and returns the finished process (output captured, so a test can read its messages)."""
+    def run(root: Path, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", *args], cwd=Path(__file__).parent,
+                              env={**os.environ, "RLHF_ARTIFACTS": str(root)}, capture_output=True, text=True,
+                              timeout=timeout)
+    return run
+
+
+@pytest.fixture(scope="session")
+def smoke_artifacts(main_job: Callable[..., subprocess.CompletedProcess]) -> Path:
     """The artifacts root of this pytest session's smoke run, complete: the notebooks (run by nbval) wrote it; any
     step they did not write (a test file run alone) is run here by the main job, so each notebook runs once."""
-    import subprocess
-    import sys
-
     root = Path(os.environ["RLHF_ARTIFACTS"])
-    result = subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke"],
-                            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=1800)
+    result = main_job(root, "--profile", "smoke")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root

@@ -5,9 +5,6 @@ skipped, as a resumed main job skips them), so each notebook executes once per p
 through papermill for real."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,12 +13,6 @@ from rlhf_lib import pipeline
 from rlhf_lib.pipeline import NOTEBOOKS, parse_sets
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def run_pipeline(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RLHF_ARTIFACTS": str(root)}
-    return subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.after_notebooks
@@ -52,19 +43,19 @@ def test_main_job_writes_every_step_and_the_report(smoke_artifacts):
 
 
 @pytest.mark.after_notebooks
-def test_second_run_skips_complete_steps(smoke_artifacts):
+def test_second_run_skips_complete_steps(smoke_artifacts, main_job):
     root = smoke_artifacts
     before = (root / "smoke" / "base" / "metrics.json").stat().st_mtime_ns
-    again = run_pipeline(root, "--profile", "smoke")
+    again = main_job(root, "--profile", "smoke")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "complete, skipped" in again.stdout + again.stderr
     assert (root / "smoke" / "base" / "metrics.json").stat().st_mtime_ns == before
 
 
-def test_unknown_profile_and_step_are_clear_errors(tmp_path):
-    bad = run_pipeline(tmp_path, "--profile", "nonsense")
+def test_unknown_profile_and_step_are_clear_errors(tmp_path, main_job):
+    bad = main_job(tmp_path, "--profile", "nonsense")
     assert bad.returncode == 2 and "Valid profiles: smoke, default, gpt2" in bad.stderr
-    bad = run_pipeline(tmp_path, "--profile", "smoke", "--steps", "base,nope")
+    bad = main_job(tmp_path, "--profile", "smoke", "--steps", "base,nope")
     assert bad.returncode == 2 and "Valid steps: base" in bad.stderr
 
 
@@ -78,8 +69,8 @@ def test_papermill_rejects_an_unknown_profile(tmp_path):
 
 
 @pytest.mark.slow
-def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_path):
-    result = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "2", "--steps", "data")
+def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_path, main_job):
+    result = main_job(tmp_path, "--profile", "smoke", "--seeds", "2", "--steps", "data")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for run in ("smoke", "smoke-seed1"):
         assert (tmp_path / run / "data" / "metrics.json").exists()
@@ -87,7 +78,7 @@ def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_p
     seeds = json.loads((tmp_path / "smoke" / "seeds.json").read_text())
     assert all(len(v["values"]) == 2 for v in seeds.values())
     assert "Headline figures over 2 training seeds" in (tmp_path / "smoke" / "report.md").read_text()
-    bad = run_pipeline(tmp_path, "--profile", "smoke", "--seeds", "0")
+    bad = main_job(tmp_path, "--profile", "smoke", "--seeds", "0")
     assert bad.returncode == 2 and "--seeds must be 1 or more" in bad.stderr
 
 
@@ -99,7 +90,7 @@ def test_set_reads_values_as_json_else_as_text_and_rejects_a_missing_equals_sign
         parse_sets(["ppo.beta"])
 
 
-def test_set_reaches_every_notebook_and_an_unknown_field_is_a_clear_error(tmp_path, monkeypatch):
+def test_set_reaches_every_notebook_and_an_unknown_field_is_a_clear_error(tmp_path, monkeypatch, main_job):
     import papermill
 
     monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
@@ -116,5 +107,5 @@ def test_set_reaches_every_notebook_and_an_unknown_field_is_a_clear_error(tmp_pa
     assert pipeline.main(["--profile", "smoke", "--steps", "sft,rm", "--set", "ppo.beta=0.05"]) == 0
     assert seen == [(nb, {"profile": "smoke", "overrides": {"ppo.beta": 0.05}}) for nb in ("02_sft.ipynb",
                                                                                           "03_reward_model.ipynb")]
-    bad = run_pipeline(tmp_path, "--profile", "smoke", "--set", "ppo.betta=0.05")
+    bad = main_job(tmp_path, "--profile", "smoke", "--set", "ppo.betta=0.05")
     assert bad.returncode == 2 and "Unknown config field 'ppo.betta'" in bad.stderr and "beta" in bad.stderr
