@@ -326,6 +326,34 @@ class PPOConfig:
 
 
 @dataclass
+class DPOConfig:
+    """Direct preference optimisation on the reward model's comparisons (notebook 07, `rlhf_lib.dpo`): the policy
+    learns from the ranked pairs themselves, with no reward model and no sampling during training."""
+
+    beta: float = 0.1
+    """Strength of the implicit KL to the reference: the implicit reward is beta * log(pi / pi_ref). Rafailov et al.
+    (2023) used 0.1 for most of their experiments; a smaller beta lets the policy move further from SFT."""
+    lr: float = 5e-5
+    """Peak learning rate (AdamW; cosine decay to `min_lr`). PPO's policy learning rate (`ppo.lr`), so that the two
+    methods move the same SFT model with the same step size; not tuned for DPO."""
+    min_lr: float = 5e-6
+    """Learning rate at the end of the cosine schedule."""
+    warmup_steps: int = 10
+    """Linear warm-up steps."""
+    batch_size: int = 16
+    """Preference pairs per step (each pair: one chosen and one rejected sequence)."""
+    epochs: int = 1
+    """Passes over the pairs (1, like the reward model on the same rankings, which overfits after that)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay on matrices."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value."""
+    max_len: int = 192
+    """Longest prompt + completion in tokens (the reward model's `rm.max_len`: the same comparisons); longer prompts
+    lose tokens on the left."""
+
+
+@dataclass
 class EvalConfig:
     """The paper's evaluation in miniature (notebook 06): the models compared and the probe sets."""
 
@@ -395,6 +423,7 @@ class Profile:
     sft: SFTConfig = field(default_factory=SFTConfig)
     rm: RMConfig = field(default_factory=RMConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
@@ -418,6 +447,7 @@ def _smoke() -> Profile:
         ppo=PPOConfig(steps=4, batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=16, lr=1e-4,
                       checkpoint_every=2, eval_every=2, n_eval_prompts=8, best_of_n=4, ptx_batch_size=2,
                       ptx_block_size=64, ptx_sweep=(2.0,), nlp_items=10),
+        dpo=DPOConfig(batch_size=4, max_len=128, warmup_steps=2),
         eval=EvalConfig(n_test_prompts=24, max_new_tokens=16, large_n_layer=3, large_n_head=2, large_n_embd=96,
                         ft_items=20, ft_epochs=1, n_probe=6),
     )

@@ -1,4 +1,4 @@
-"""The paper's losses as pure functions on tensors (notebooks 03 to 05).
+"""The paper's losses, and DPO's, as pure functions on tensors (notebooks 03 to 05, and 07).
 
 Each docstring names its equation; each function is a few lines that a test checks against a slow, obvious version.
 """
@@ -36,3 +36,28 @@ def pairwise_accuracy(scores: torch.Tensor, ranks: torch.Tensor) -> tuple[int, i
     wins = (ranks.unsqueeze(2) < ranks.unsqueeze(1)) & valid.unsqueeze(2) & valid.unsqueeze(1)
     right = (scores.unsqueeze(2) > scores.unsqueeze(1)) & wins
     return int(right.sum()), int(wins.sum())
+
+
+def dpo_rewards(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+                ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DPO's implicit rewards (Rafailov et al., 2023), r(x, y) = beta * (log pi(y|x) - log pi_ref(y|x)), of the chosen
+    and of the rejected completions: the reward the policy acts as if it maximised, read without a reward model (up
+    to a term of the prompt alone, which cancels in every comparison). Arguments: summed response log-probabilities,
+    (B,) each. Returns two (B,) tensors; chosen minus rejected is the margin that the loss pushes up."""
+    return beta * (policy_chosen_logps - ref_chosen_logps), beta * (policy_rejected_logps - ref_rejected_logps)
+
+
+def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Tensor,
+             ref_chosen_logps: torch.Tensor, ref_rejected_logps: torch.Tensor, beta: float) -> torch.Tensor:
+    """The DPO loss of Rafailov et al. (2023), Equation 7, averaged over the batch:
+
+        L = - log sigmoid(beta * [(log pi(y_w|x) - log pi_ref(y_w|x)) - (log pi(y_l|x) - log pi_ref(y_l|x))])
+
+    It is `rm_loss` for K = 2 with the implicit reward beta * log(pi / pi_ref) in place of r_theta: the policy is
+    its own reward model, and the KL-regularised RL problem of PPO is solved in closed form instead of by sampling.
+    Each argument holds summed response log-probabilities (prompt tokens excluded), (B,); y_w chosen, y_l rejected.
+    """
+    chosen_logratios = policy_chosen_logps - ref_chosen_logps
+    rejected_logratios = policy_rejected_logps - ref_rejected_logps
+    return -F.logsigmoid(beta * (chosen_logratios - rejected_logratios)).mean()
