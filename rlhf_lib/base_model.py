@@ -107,8 +107,7 @@ def init_model(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadMo
     """The model before pretraining: random (offline profiles) or the hub checkpoint (`cfg.base.hub_model`)."""
     if cfg.base.hub_model:
         model = from_hub(GPT2LMHeadModel.from_pretrained, cfg.base.hub_model, "base.hub_model")
-        model.resize_token_embeddings(len(tokenizer))  # room for the PAD token we add
-        model.config.pad_token_id = tokenizer.pad_token_id
+        ensure_pad_token(tokenizer, model)  # a row for the PAD token we add: the mean of GPT-2's rows
     else:
         model = new_model(cfg.base, tokenizer, cfg.base.seed)
     return model.to(resolve_device(cfg.device))
@@ -334,11 +333,8 @@ def save_base(model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerBase, path: 
 
 def load_pretrained(path: Path | str, device: str = "auto") -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
     """Load a model + tokenizer folder written by `save_base` (or a hub name, in the online profile)."""
-    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path))
     model = GPT2LMHeadModel.from_pretrained(path)
-    if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        model.resize_token_embeddings(len(tokenizer))
-    model.config.pad_token_id = tokenizer.pad_token_id
+    tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(path), model)
     return model.to(resolve_device(device)), tokenizer
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -42,8 +43,32 @@ def wrap(bpe: Tokenizer) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def ensure_pad_token(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
-    """Give a hub tokenizer (GPT-2 has no PAD) a PAD token distinct from EOS. Resize the model's embeddings after."""
+def ensure_pad_token(tokenizer: PreTrainedTokenizerFast, model: PreTrainedModel | None = None
+                     ) -> PreTrainedTokenizerFast:
+    """Give a hub tokenizer (GPT-2 has no PAD) a PAD token distinct from EOS; `<|endoftext|>` stays the response EOS.
+
+    With `model`, its embeddings grow to the new vocabulary (`fit_embeddings`) and its config learns the PAD id."""
     if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         tokenizer.add_special_tokens({"pad_token": PAD})
+    if model is not None:
+        fit_embeddings(model, len(tokenizer))
+        model.config.pad_token_id = tokenizer.pad_token_id
     return tokenizer
+
+
+def fit_embeddings(model: PreTrainedModel, vocab_size: int) -> None:
+    """Grow the model's token embeddings (and its unembedding, tied or not) to `vocab_size` rows, each new row the
+    mean of the old ones.
+
+    PAD is masked out everywhere, yet its row still takes part in the softmax over the vocabulary: the mean row gives
+    it the average logit, far below the likely tokens', so adding it barely moves the pretrained model's next-token
+    distribution (a zero or random row need not). transformers' default draws near the mean from torch's global RNG;
+    the exact mean is the same row on every run and leaves later random draws (data order, sampling) unchanged."""
+    old = model.get_input_embeddings().num_embeddings
+    if old >= vocab_size:
+        return
+    model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    with torch.no_grad():
+        for layer in (model.get_input_embeddings(), model.get_output_embeddings()):  # GPT-2 ties them: same rows
+            if layer is not None:
+                layer.weight[old:] = layer.weight[:old].mean(dim=0)
