@@ -15,6 +15,7 @@ from rlhf_lib.ppo_trainer import train_ppo
 from rlhf_lib.reward_model import RewardModel
 from rlhf_lib.rollout import (Rollout, length_grouped_minibatches, response_logprobs, response_values,
                               sample_rollout, score_rollout, stack_pieces)
+from rlhf_lib.sampling import response_mask
 from rlhf_lib.tokenizer import train_tokenizer
 
 TEXTS = ["Q: Where does Mira live?\nA: Mira lives in Oakridge.", "Please be kind. Mira lives in Oakridge.",
@@ -100,14 +101,20 @@ def test_score_lands_on_the_last_real_token_and_kl_is_per_token():
 def test_rm_score_of_a_rollout_is_read_at_its_eos_for_every_padding_layout(policy, tokenizer, base_cfg):
     rm = RewardModel.from_lm(bm.new_model(base_cfg, tokenizer, seed=1)).eval()
     ro = rollout_of(policy, tokenizer, n_new=10)
+    ro.response_ids[0, 3] = tokenizer.eos_token_id  # the untrained policy never ends: end the first response early
+    ro.mask = response_mask(ro.response_ids, tokenizer.eos_token_id).float()
+    ro.response_ids = ro.response_ids.masked_fill(ro.mask == 0, tokenizer.pad_token_id)
     assert ro.prompt_mask[:, 0].sum() < len(PROMPTS)  # some prompts are left-padded
     scores = score_rollout(rm, ro)
     for b in range(len(PROMPTS)):
         ids = ro.input_ids[b][ro.attention_mask[b].bool()]  # the episode alone: no padding anywhere
-        alone = rm(ids[None], torch.ones(1, len(ids), dtype=torch.long))
-        torch.testing.assert_close(scores[b: b + 1], alone, atol=1e-5, rtol=1e-4)
         if ro.ended[b]:
             assert ids[-1] == tokenizer.eos_token_id
+        else:  # cut off by the length limit: read at an appended EOS, as the RM's cut-off training completions are
+            ids = torch.cat([ids, torch.tensor([tokenizer.eos_token_id])])
+        alone = rm(ids[None], torch.ones(1, len(ids), dtype=torch.long))
+        torch.testing.assert_close(scores[b: b + 1], alone, atol=1e-5, rtol=1e-4)
+    assert not ro.ended.all() and ro.ended.any(), "the check needs both finished and cut-off responses"
 
 
 def test_rollout_masks_everything_after_the_first_eos(policy, tokenizer):
@@ -257,7 +264,7 @@ def test_truncation_matches_trl(policy, tokenizer):
 
     torch.manual_seed(0)
     raw = torch.randint(0, 5, (6, 12))  # EOS (0) and PAD (1) often, at random places
-    ours = raw.masked_fill(__import__("rlhf_lib.sampling", fromlist=["x"]).response_mask(raw, 0) == 0, 1)
+    ours = raw.masked_fill(response_mask(raw, 0) == 0, 1)
     torch.testing.assert_close(ours, truncate_response(0, 1, raw))
 
 
@@ -281,7 +288,9 @@ def test_score_values_and_logprobs_match_trl(policy, tokenizer, base_cfg):
     p, mask = ro.prompt_ids.shape[1], ro.mask.bool()
     query_responses = ro.input_ids  # PAD in the padding, EOS kept: TRL's post-processed layout
     _, trl_score, _ = get_reward(_TRLRewardAdapter(rm), query_responses, tokenizer.pad_token_id, p)
-    torch.testing.assert_close(score_rollout(rm, ro), trl_score, atol=1e-5, rtol=1e-4)
+    ended = ro.ended  # TRL reads a cut-off response at its last token; we append EOS first (`ending_with_eos`)
+    torch.testing.assert_close(score_rollout(rm, ro)[ended], trl_score[ended], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(rm(ro.input_ids, ro.attention_mask), trl_score, atol=1e-5, rtol=1e-4)
     full_value, _, _ = get_reward(_TRLRewardAdapter(rm), query_responses, tokenizer.pad_token_id, p)
     trl_values = full_value[:, p - 1: -1].squeeze(-1)
     torch.testing.assert_close(response_values(rm, ro)[mask], trl_values[mask], atol=1e-5, rtol=1e-4)
