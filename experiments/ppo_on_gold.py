@@ -30,6 +30,7 @@ With the writers' slips at the calibrated scale, runs made with `--save` are in 
 
 import argparse
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,13 @@ from rlhf_lib.policy_eval import sample_and_measure
 
 RESULTS = Path(__file__).parent / "results" / "ppo_on_gold.json"
 """Where `--save` appends each run's result (notebook 04 shows them)."""
+
+
+def code_version() -> str:
+    """The commit the run's code came from (a row's numbers belong to the code that made them)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                         text=True)
+    return out.stdout.strip() or "unknown"
 
 
 class GoldReward(torch.nn.Module):
@@ -104,7 +112,8 @@ def main() -> None:
                                       cfg.ppo.max_new_tokens, cfg.ppo.temperature, cfg.seed + 5)["gold"])
     bon = bon.reshape(few, 8)
     result = {
-        "reward": args.reward, "settings": json.loads(args.set), "train_prompts": len(prompts),
+        "reward": args.reward, "settings": json.loads(args.set), "commit": code_version(),
+        "train_prompts": len(prompts),
         "episodes": history["episodes"][-1],
         "eval_curve": [{k: round(e[k], 3) for k in ("step", "kl", "gold")} for e in history["eval"]],
         "gold_sft_eval_temp": round(float(np.mean(measured["sft"]["gold"])), 3),
