@@ -101,7 +101,8 @@ def sample_rollout(policy: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, 
     """
     policy.eval()
     device = next(policy.parameters()).device
-    limit = policy.config.n_positions - max_new_tokens
+    # one position stays free for the EOS the reward model reads a cut-off response at (`ending_with_eos`)
+    limit = policy.config.n_positions - max_new_tokens - 1
     enc = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts, limit).items()}
     seqs = policy.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
                            max_new_tokens=max_new_tokens, min_new_tokens=1, pad_token_id=tokenizer.pad_token_id,

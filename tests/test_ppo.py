@@ -98,6 +98,17 @@ def test_score_lands_on_the_last_real_token_and_kl_is_per_token():
     torch.testing.assert_close(kl.sum(1), torch.tensor([1.5, 2.5, 0.5]))
 
 
+def test_a_cut_off_rollout_of_a_prompt_that_fills_the_context_still_fits_with_its_eos(policy, tokenizer):
+    """A prompt longer than the context is cut from the left to leave room for the response and for the EOS that
+    `score_rollout` appends to a cut-off response: otherwise the RM reads a position past n_positions."""
+    rm = RewardModel.from_lm(copy.deepcopy(policy)).eval()
+    n_positions, n_new = policy.config.n_positions, 12
+    ro = rollout_of(policy, tokenizer, prompts=[" ".join(PROMPTS * 20), PROMPTS[0]], n_new=n_new)
+    assert ro.input_ids.shape[1] == n_positions - 1  # prompt + response, one slot left
+    assert not ro.ended.all()  # the untrained policy runs to the limit
+    assert torch.isfinite(score_rollout(rm, ro)).all()
+
+
 def test_rm_score_of_a_rollout_is_read_at_its_eos_for_every_padding_layout(policy, tokenizer, base_cfg):
     rm = RewardModel.from_lm(bm.new_model(base_cfg, tokenizer, seed=1)).eval()
     ro = rollout_of(policy, tokenizer, n_new=10)
