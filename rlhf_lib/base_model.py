@@ -1,9 +1,11 @@
 """The base language model: a GPT-2 pretrained from scratch on the world's corpus, or the real GPT-2 (notebook 00).
 
-The paper starts from GPT-3; we start from a `transformers.GPT2LMHeadModel`. Offline profiles pretrain it here (the
-default profile's finished weights ship in `data/pretrained/`, and `pretrain` loads them when config, seed and corpus
-match); the `gpt2` profile loads the hub weights instead. Every later notebook calls `load_base`,
-which builds the model when it is missing, so each notebook runs alone.
+The paper starts from GPT-3; we start from a `transformers.GPT2LMHeadModel`. Offline profiles pretrain it here from
+random weights (the default profile's finished weights ship in `data/pretrained/`, and `pretrain` loads them when
+config, seed and corpus match). The `gpt2` profile loads the hub's GPT-2, which has read the web but never this
+world, and continues pretraining it on the world's corpus with the same loop, as GPT-3 had read the web before the
+paper began. Every later notebook calls `load_base`, which builds the model when it is missing, so each notebook runs
+alone.
 """
 
 from __future__ import annotations
@@ -103,14 +105,22 @@ def new_model(cfg: BaseConfig, tokenizer: PreTrainedTokenizerBase, seed: int) ->
     return GPT2LMHeadModel(config)
 
 
+def starting_model(base_cfg: BaseConfig, tokenizer: PreTrainedTokenizerBase, field: str) -> GPT2LMHeadModel:
+    """The weights pretraining starts from: the hub checkpoint `base_cfg.hub_model` (`field` names the profile field
+    that set it, for the offline message), else random weights of `base_cfg`'s shape.
+
+    A hub model gets a row for the PAD token the tokenizer adds (the mean of its rows, `ensure_pad_token`)."""
+    if not base_cfg.hub_model:
+        return new_model(base_cfg, tokenizer, base_cfg.seed)
+    model = from_hub(GPT2LMHeadModel.from_pretrained, base_cfg.hub_model, field)
+    ensure_pad_token(tokenizer, model)
+    return model
+
+
 def init_model(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> GPT2LMHeadModel:
-    """The model before pretraining: random (offline profiles) or the hub checkpoint (`cfg.base.hub_model`)."""
-    if cfg.base.hub_model:
-        model = from_hub(GPT2LMHeadModel.from_pretrained, cfg.base.hub_model, "base.hub_model")
-        ensure_pad_token(tokenizer, model)  # a row for the PAD token we add: the mean of GPT-2's rows
-    else:
-        model = new_model(cfg.base, tokenizer, cfg.base.seed)
-    return model.to(resolve_device(cfg.device))
+    """The model before pretraining: random (offline profiles) or the hub checkpoint (`cfg.base.hub_model`), which
+    `pretrain` then continues pretraining on the world's corpus."""
+    return starting_model(cfg.base, tokenizer, "base.hub_model").to(resolve_device(cfg.device))
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -129,6 +139,13 @@ def get_batch(ids: torch.Tensor, block_size: int, batch_size: int, gen: torch.Ge
     return x, y
 
 
+def check_context(model: GPT2LMHeadModel, block_size: int) -> None:
+    """Pretraining windows must fit the model's context (a hub model brings its own `n_positions`)."""
+    if block_size > model.config.n_positions:
+        raise ValueError(f"base.block_size={block_size} is longer than the model's context of "
+                         f"{model.config.n_positions} tokens: set base.block_size to {model.config.n_positions} or less.")
+
+
 def lm_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     logits = model(input_ids=x).logits  # (B, T, V)
     return F.cross_entropy(logits.flatten(0, 1), y.flatten())
@@ -137,15 +154,30 @@ def lm_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.T
 def heldout_windows(ids: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Non-overlapping windows covering the held-out stream: (n, T) inputs and targets."""
     n = (len(ids) - 1) // block_size
+    if n == 0:
+        raise ValueError(f"The held-out text has {len(ids)} tokens, fewer than one window of {block_size} + 1: raise "
+                         "world.corpus_chars or world.heldout_fraction, or lower base.block_size.")
     x = ids[: n * block_size].view(n, block_size)
     y = ids[1: n * block_size + 1].view(n, block_size)
     return x, y
 
 
+EVAL_TOKENS = 8192
+"""Tokens per forward pass when measuring perplexity: with GPT-2's 50k vocabulary, 32 windows of 1,024 tokens would
+hold 6.6 GB of fp32 logits; 8,192 tokens keep them near 1.6 GB and leave short windows at 32 per pass."""
+
+
+def eval_batch_size(block_size: int) -> int:
+    """Windows per perplexity pass: at most 32, and at most `EVAL_TOKENS` tokens."""
+    return max(1, min(32, EVAL_TOKENS // block_size))
+
+
 @torch.no_grad()
-def perplexity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 32,
+def perplexity(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None,
                max_windows: int | None = None) -> float:
-    """exp(mean next-token cross-entropy) over the windows (x, y)."""
+    """exp(mean next-token cross-entropy) over the windows (x, y), `batch_size` windows per pass (default:
+    `eval_batch_size` of their length)."""
+    batch_size = batch_size or eval_batch_size(x.shape[1])
     model.eval()
     device = next(model.parameters()).device
     x, y = x[:max_windows], y[:max_windows]
@@ -239,7 +271,12 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
     called again with the same config, so a killed run loses at most `checkpoint_every` steps. `stop_after` ends
     this call after that many steps, as if killed (time-boxing, tests). With `cfg.shipped_weights`, weights shipped in
     `data/pretrained/` for this very config, seed and corpus are loaded instead, with their history.
+
+    A model that arrives pretrained (`cfg.hub_model`: GPT-2 has read the web, not this world) is continued; its
+    held-out perplexity before the first step is `history["heldout_ppl_before"]`, on the same windows as
+    `evaluate_base`'s, so the two show what reading the world taught it.
     """
+    check_context(model, cfg.block_size)
     shipped = load_shipped(model, cfg, train_ids) if cfg.shipped_weights else None
     if shipped is not None:
         print(f"Loaded the pretrained weights that ship in {shipped['shipped']}: {shipped['step'][-1]} steps, "
@@ -261,6 +298,8 @@ def pretrain(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: torch
         history, step, elapsed = ckpt["history"], ckpt["step"], ckpt["elapsed"]
         print(f"Resuming pretraining from {ckpt_path.name} at step {step}/{cfg.max_steps}.")
     eval_x, eval_y = heldout_windows(heldout_ids, cfg.block_size)
+    if cfg.hub_model and step == 0:
+        history["heldout_ppl_before"] = perplexity(model, eval_x, eval_y)
 
     model.train()
     start, steps_this_call = time.time() - elapsed, 0
@@ -348,7 +387,9 @@ def load_base(cfg: Profile) -> tuple[GPT2LMHeadModel, PreTrainedTokenizerBase]:
 
 
 def get_tokenizer(cfg: Profile) -> PreTrainedTokenizerBase:
-    """The profile's tokenizer: hub GPT-2's BPE online, else byte-level BPE trained on the training corpus."""
+    """The profile's tokenizer, which every model of the profile shares and the world's corpus is tokenised with:
+    the hub model's own (GPT-2's BPE, a PAD added) when `base.hub_model` is set, since its embeddings are indexed
+    by it; else byte-level BPE trained on the training corpus."""
     if cfg.base.hub_model:
         return ensure_pad_token(from_hub(AutoTokenizer.from_pretrained, cfg.base.hub_model, "base.hub_model"))
     corpus = corpus_for(cfg.world)
@@ -365,17 +406,13 @@ def evaluate_base(model: GPT2LMHeadModel, train_ids: torch.Tensor, heldout_ids: 
 
 
 def build_base(cfg: Profile, progress: bool = True) -> dict[str, Any]:
-    """Notebook 00's steps in its order, without the prose: tokenizer, model, pretraining (or the hub model),
-    evaluation, save, metrics."""
+    """Notebook 00's steps in its order, without the prose: tokenizer, model, pretraining (continued, for a hub
+    model), evaluation, save, metrics."""
     out = step_dir(cfg.name, "base")
     tokenizer = get_tokenizer(cfg)
     train_ids, heldout_ids = (corpus_ids(cfg.world, tokenizer, split) for split in ("train", "heldout"))
     model = init_model(cfg, tokenizer)
-    if cfg.base.hub_model:
-        history: dict[str, Any] = {"train_seconds": 0.0, "tokens_seen": 0, "finished": True}
-    else:
-        history = pretrain(model, train_ids, heldout_ids, cfg.base, out, progress=progress,
-                           speed=cfg.speed)
+    history = pretrain(model, train_ids, heldout_ids, cfg.base, out, progress=progress, speed=cfg.speed)
     block = min(cfg.base.block_size, model.config.n_positions)
     scores = evaluate_base(model, train_ids, heldout_ids, block)
     save_base(model, tokenizer, model_dir(cfg.name))
@@ -389,7 +426,7 @@ def large_config(cfg: Profile) -> BaseConfig:
     base config it varies, so that shipping GPT-L's weights needs nothing from the baselines module."""
     e = cfg.eval
     return replace(cfg.base, n_layer=e.large_n_layer, n_head=e.large_n_head, n_embd=e.large_n_embd,
-                   hub_model=None)  # pretrained here; a hub GPT-L is loaded, not built
+                   hub_model=e.large_hub_model)  # a hub GPT-L continues pretraining like the hub base model
 
 
 def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
@@ -403,7 +440,8 @@ def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     shipped = {}
     for name, base_cfg in (("base", cfg.base), ("large", large_config(cfg))):
         base_cfg = replace(base_cfg, shipped_weights=False)
-        model = new_model(base_cfg, tokenizer, base_cfg.seed).to(resolve_device(cfg.device))
+        field = "base.hub_model" if name == "base" else "eval.large_hub_model"
+        model = starting_model(base_cfg, tokenizer, field).to(resolve_device(cfg.device))
         history = pretrain(model, train_ids, heldout_ids, base_cfg, step_dir(cfg.name, "base"),
                            progress=progress, speed=cfg.speed)
         shipped[name] = str(ship_pretrained(model, history, base_cfg, train_ids))
@@ -412,8 +450,9 @@ def pretrain_and_ship(cfg: Profile, progress: bool = True) -> dict[str, Any]:
 
 def base_summary(cfg: Profile, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                  history: dict[str, Any]) -> dict[str, Any]:
-    """The non-perplexity part of `base/metrics.json`."""
-    return {"train_seconds": history["train_seconds"], "tokens_seen": history["tokens_seen"],
+    """The rest of `base/metrics.json`: the run, and a hub model's held-out perplexity before it read the world."""
+    before = {"heldout_ppl_before": history["heldout_ppl_before"]} if "heldout_ppl_before" in history else {}
+    return {**before, "train_seconds": history["train_seconds"], "tokens_seen": history["tokens_seen"],
             "n_params": n_params(model), "vocab_size": len(tokenizer), "profile": cfg.name,
             "hub_model": cfg.base.hub_model, "final_train_loss": (history.get("train_loss") or [None])[-1],
             "shipped_weights": history.get("shipped")}

@@ -19,7 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-STEPS = ("base", "data", "sft", "rm", "ppo", "ppo_ptx", "eval")
+STEPS = ("base", "data", "sft", "rm", "ppo", "ppo_ptx", "eval", "alternatives")
 """The pipeline's steps in order; each writes `artifacts/<profile>/<step>/metrics.json`."""
 
 
@@ -351,6 +351,35 @@ class DPOConfig:
     max_len: int = 192
     """Longest prompt + completion in tokens (the reward model's `rm.max_len`: the same comparisons); longer prompts
     lose tokens on the left."""
+    max_prompts: int | None = 150
+    """DPO trains on the pairs of the reward model's first this many training rankings (None: all of them, as the
+    reward model). A ranking of K gives up to K(K-1)/2 pairs, two sequences each: the default profile's 2,400
+    rankings are about 40,000 pairs, hours on a laptop CPU; 150 rankings are about 2,500 pairs, a few minutes."""
+
+
+@dataclass
+class AlternativesConfig:
+    """Notebook 07 (`rlhf_lib.alternatives`): other ways to use the same preferences, on one frontier with PPO."""
+
+    rs_prompts: int = 128
+    """Rejection sampling: PPO's training prompts (`ppo_train`, the first this many) for which SFT samples
+    `ppo.best_of_n` completions and keeps the reward model's favourite as a demonstration."""
+    rs_epochs: int = 2
+    """Rejection sampling: SFT's loop over the kept samples, this many passes (SFT's other settings)."""
+    rs_lr: float = 3e-4
+    """Rejection sampling: peak learning rate (cosine decay to a tenth). Below SFT's `sft.lr`, which trains the base
+    model: here the SFT model itself is fine-tuned further, on samples it wrote. Not tuned."""
+    round2_prompts: int = 300
+    """Second round of RLHF: fresh prompts whose K samples of the PPO policy the training labelers rank. They are
+    the `rm_train` prompts after the first `rm.max_prompts` (never ranked in round one)."""
+    judged_best_of_n: int = 4
+    """n of the best-of-n policy that the held-out labelers judge on notebook 06's test prompts (n SFT samples per
+    prompt; notebook 04's curve goes up to `ppo.best_of_n`)."""
+    dpo_evals: int = 3
+    """Measurements of the DPO policy on the evaluation prompts during training (its curve on the frontier),
+    besides the start."""
+    frontier_kls: tuple[float, ...] = (1.0, 2.0, 5.0)
+    """KL to SFT (nats) at which notebook 07 names the method with the highest gold utility."""
 
 
 @dataclass
@@ -425,6 +454,7 @@ class Profile:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    alternatives: AlternativesConfig = field(default_factory=AlternativesConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -447,9 +477,10 @@ def _smoke() -> Profile:
         ppo=PPOConfig(steps=4, batch_size=8, minibatch_size=4, ppo_epochs=2, max_new_tokens=16, lr=1e-4,
                       checkpoint_every=2, eval_every=2, n_eval_prompts=8, best_of_n=4, ptx_batch_size=2,
                       ptx_block_size=64, ptx_sweep=(2.0,), nlp_items=10),
-        dpo=DPOConfig(batch_size=4, max_len=128, warmup_steps=2),
+        dpo=DPOConfig(batch_size=4, max_len=128, warmup_steps=2, max_prompts=12),
         eval=EvalConfig(n_test_prompts=24, max_new_tokens=16, large_n_layer=3, large_n_head=2, large_n_embd=96,
                         ft_items=20, ft_epochs=1, n_probe=6),
+        alternatives=AlternativesConfig(rs_prompts=16, rs_epochs=1, round2_prompts=12, dpo_evals=2),
     )
 
 
@@ -458,9 +489,19 @@ def _default() -> Profile:
 
 
 def _gpt2() -> Profile:
-    # The real GPT-2 (124M) from the hub: n_layer/n_embd/... are then read from the checkpoint, not from here.
+    # The real GPT-2 (124M) from the hub: n_layer/n_embd/... are then read from the checkpoint, not from here. It has
+    # read the web, not this world, so notebook 00 continues pretraining it (and GPT-L, gpt2-medium, with the same
+    # recipe) on the world's corpus. Sizing: the default world's training text is 800k GPT-2 tokens; 800 steps of
+    # 8 x 1,024 tokens read it about 8 times (the default profile's model reads its 700k tokens about 12 times, and
+    # after about 6 it answered 74% of closed-book questions). Batch 8, not 16, halves gpt2-medium's activation
+    # memory. 6.6M tokens are 6 x 124M x 6.6M = 5e15 FLOPs for GPT-2 and 1.4e16 for gpt2-medium: minutes at tens of
+    # TFLOP/s (arithmetic, not yet measured on a GPU). lr 1e-4, 20x below the default profile's from-scratch 2e-3,
+    # continues a pretrained model without wiping what it knows; not tuned: base/metrics.json's heldout_ppl_before
+    # and heldout_ppl show whether it learnt the world.
     return Profile(name="gpt2", offline=False,
-                   base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024),
+                   base=BaseConfig(hub_model="gpt2", n_layer=12, n_head=12, n_embd=768, block_size=1024,
+                                   batch_size=8, lr=1e-4, min_lr=1e-5, warmup_steps=40, max_steps=800,
+                                   eval_every=100, eval_batches=4, checkpoint_every=200),
                    data=DataConfig(real_sft="databricks/databricks-dolly-15k", real_rm="Anthropic/hh-rlhf"),
                    eval=EvalConfig(large_hub_model="gpt2-medium"))
 

@@ -118,20 +118,25 @@ def pair_batches(examples: list[tuple[Example, Example]], batch_size: int, rng: 
 
 def train_dpo(policy: torch.nn.Module, ref: torch.nn.Module | None, tokenizer: PreTrainedTokenizerBase,
               pairs: list[PreferencePair], cfg: DPOConfig, seed: int, progress: bool = True,
-              speed: SpeedConfig = SpeedConfig()) -> dict[str, Any]:
+              speed: SpeedConfig = SpeedConfig(), evaluate: Any = None, n_evals: int = 0) -> dict[str, Any]:
     """Minimise `dpo_loss` over `pairs` for `cfg.epochs`, in place. Returns the history: per step the loss, the mean
     implicit-reward margin (chosen minus rejected) and the fraction of pairs with a positive margin.
 
     `ref` is read once, before the first step, without gradients, and never changes. None: the policy as it is now
-    (the usual reference, the SFT model that DPO starts from), which saves holding a second copy."""
+    (the usual reference, the SFT model that DPO starts from), which saves holding a second copy.
+    `evaluate(policy, step) -> dict` runs before the first step and `n_evals` times evenly over training (the last
+    one after the last step); its rows go to `history["eval"]` (notebook 07's DPO curve on the frontier)."""
     device = next(policy.parameters()).device
     pad_id = tokenizer.pad_token_id
     examples = encode_pairs(tokenizer, pairs, min(cfg.max_len, policy.config.n_positions))
     ref_chosen, ref_rejected = pair_logps(policy if ref is None else ref, examples, cfg.batch_size, pad_id)
     total = math.ceil(len(examples) / cfg.batch_size) * cfg.epochs
     optimizer = adamw(policy, cfg.lr, cfg.weight_decay, speed=speed)
-    history: dict[str, Any] = {"step": [], "loss": [], "margin": [], "accuracy": []}
+    history: dict[str, Any] = {"step": [], "loss": [], "margin": [], "accuracy": [], "eval": []}
     losses, margins = [], []  # kept on the device and read once at the end (a GPU would wait at every read)
+    due = {math.ceil(total * k / n_evals) for k in range(1, n_evals + 1)} if evaluate is not None else set()
+    if evaluate is not None:
+        history["eval"].append({"step": 0, **evaluate(policy, 0)})
     t0, step = time.time(), 0
     policy.train()
     bar = tqdm(total=total, desc="DPO", disable=not progress)
@@ -151,6 +156,9 @@ def train_dpo(policy: torch.nn.Module, ref: torch.nn.Module | None, tokenizer: P
             step += 1
             history["step"].append(step)
             bar.update(1)
+            if step in due:
+                history["eval"].append({"step": step, **evaluate(policy, step)})
+                policy.train()  # evaluation samples in eval mode
     bar.close()
     history["loss"] = read_losses(losses, "DPO loss", f"lower dpo.lr (now {cfg.lr}).")
     history["margin"] = torch.stack([m.mean() for m in margins]).tolist()

@@ -34,6 +34,7 @@ NOTEBOOKS: list[tuple[str, str]] = [
     ("ppo", "04_ppo.ipynb"),
     ("ppo_ptx", "05_ppo_ptx.ipynb"),
     ("eval", "06_evaluation.ipynb"),
+    ("alternatives", "07_alternatives.ipynb"),
 ]
 """(step, notebook) in pipeline order."""
 
@@ -61,9 +62,15 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
     return out
 
 
+class StepFailed(RuntimeError):
+    """A notebook stopped with an error; the message is the error's own (e.g. the project's "needs the model ...
+    from the hub" with the field to set), not the kernel's traceback, which stays in the executed notebook."""
+
+
 def run_step(step: str, notebook: str, profile: str, log_output: bool = False, seed: int = 0,
              overrides: dict[str, Any] | None = None) -> float:
-    """Execute one notebook with papermill; the executed copy goes to `artifacts/<run>/notebooks/`."""
+    """Execute one notebook with papermill; the executed copy goes to `artifacts/<run>/notebooks/`. Raises
+    `StepFailed` when a cell raises."""
     import papermill
 
     name = seed_run_name(profile, seed)
@@ -71,10 +78,14 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
     out = artifacts_root() / name / "notebooks" / notebook
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out),
-                               parameters={"profile": profile, "overrides": overrides},
-                               cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=True,
-                               log_output=log_output)
+    try:
+        papermill.execute_notebook(str(NOTEBOOK_DIR / notebook), str(out),
+                                   parameters={"profile": profile, "overrides": overrides},
+                                   cwd=str(NOTEBOOK_DIR), kernel_name="python3", progress_bar=True,
+                                   log_output=log_output)
+    except papermill.PapermillExecutionError as err:
+        raise StepFailed(f"step {step} ({notebook}) stopped. {err.ename}: {err.evalue}\nThe executed notebook, "
+                         f"with the full traceback: {out}") from err
     if read_metrics(name, step) is None:
         raise RuntimeError(f"{notebook} ran but did not write {step_dir(name, step, create=False)}/metrics.json.")
     return time.time() - start
@@ -233,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except StepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -368,6 +368,9 @@ class PPOSetup:
     sft_eval: dict = field(default_factory=dict)
     """The reference's measurements on the evaluation prompts, {(max_new_tokens, temperature): measurements}:
     every run's step 0, measured once."""
+    reward_model_dir: Path | None = None
+    """Where `reward_model` is saved: each run's value model starts from a fresh copy of it. None: notebook 03's
+    reward model (`reward_model.model_dir`); notebook 07's second round points it at the retrained one."""
 
 
 def setup(cfg: Any) -> PPOSetup:
@@ -407,7 +410,7 @@ def new_policy_and_value(cfg: Any, s: PPOSetup, ppo_cfg: PPOConfig) -> tuple[tor
     policy = load_sft(cfg)[0]
     if ppo_cfg.lora:
         policy = with_lora(policy, ppo_cfg.lora_r, ppo_cfg.lora_alpha, cfg.seed)
-    return policy, RewardModel.load(rm_dir(cfg.name), resolve_device(cfg.device))
+    return policy, RewardModel.load(s.reward_model_dir or rm_dir(cfg.name), resolve_device(cfg.device))
 
 
 def gold_scorer(world: Any) -> Any:

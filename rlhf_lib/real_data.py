@@ -15,6 +15,7 @@ name (only with internet).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,17 +232,17 @@ def load_rows(name_or_path: str | Path, split: str = "train", limit: int | None 
 
     `limit` keeps the first rows only.
     """
-    import datasets  # heavy import: only when data is actually read
-
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
     path = Path(name_or_path)
-    kwargs: dict[str, Any] = {"cache_dir": str(cache_dir)} if cache_dir is not None else {}
     if path.suffix in (".json", ".jsonl"):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such data file; pass an existing .json/.jsonl file or a hub name.")
-        ds = datasets.load_dataset("json", data_files=str(path), split="train", **kwargs)
-    elif path.exists():
+        return read_json_rows(path)[:limit]
+    import datasets  # heavy import: only when a hub dataset is read
+
+    kwargs: dict[str, Any] = {"cache_dir": str(cache_dir)} if cache_dir is not None else {}
+    if path.exists():
         raise DatasetError(f"{path}: local data must be a .json or .jsonl file.")
     else:
         ds = from_hub(lambda name: datasets.load_dataset(name, split=split, **kwargs), str(name_or_path), field,
@@ -249,6 +250,22 @@ def load_rows(name_or_path: str | Path, split: str = "train", limit: int | None 
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return list(ds)
+
+
+def read_json_rows(path: Path) -> list[dict]:
+    """A local .json (one array) or .jsonl file's rows, each with every column (None where a row lacks it), as
+    `datasets` would give them. Read directly, not by `datasets.load_dataset("json")`, which pings the hub to count
+    the load: a local file needs no network, and the offline rehearsal refuses it."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        rows = json.loads(text) if text.lstrip().startswith("[") else [json.loads(line) for line in text.splitlines()
+                                                                       if line.strip()]
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: not JSON lines nor one JSON array ({err}).") from err
+    if not all(isinstance(row, dict) for row in rows):
+        raise DatasetError(f"{path}: every row must be a JSON object.")
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [{key: row.get(key) for key in columns} for row in rows]
 
 
 def load_hh_rlhf(split: str = "train", path_or_name: str | Path = "Anthropic/hh-rlhf", limit: int | None = None,

@@ -21,7 +21,8 @@ from rlhf_lib.config import PROFILES, get_profile
 STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:build_data",
           "sft": "rlhf_lib.sft:build_sft", "rm": "rlhf_lib.reward_model:build_rm",
           "ppo": "rlhf_lib.ppo_trainer:build_ppo", "ppo_ptx": "rlhf_lib.alignment_tax:build_ppo_ptx",
-          "eval": "rlhf_lib.paper_eval:build_eval", "ship": "rlhf_lib.base_model:pretrain_and_ship"}
+          "eval": "rlhf_lib.paper_eval:build_eval", "alternatives": "rlhf_lib.alternatives:build_alternatives",
+          "ship": "rlhf_lib.base_model:pretrain_and_ship"}
 """Stage -> the library function its notebook calls (`ship`: pretrain the base models here and store them in
 `data/pretrained/`, for the maintainers)."""
 

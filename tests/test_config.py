@@ -10,7 +10,14 @@ def test_profiles_exist_and_are_fresh_copies():
     assert b.base.max_steps != 1
     assert get_profile("gpt2").base.hub_model == "gpt2" and not get_profile("gpt2").offline
     assert get_profile("smoke").offline and get_profile("default").base.hub_model is None
-    assert STEPS[0] == "base" and STEPS[-1] == "eval"
+    assert STEPS[0] == "base" and STEPS[-2:] == ("eval", "alternatives")
+
+
+def test_steps_are_the_main_jobs_notebooks_in_order():
+    from rlhf_lib.pipeline import NOTEBOOKS
+
+    assert STEPS == tuple(step for step, _ in NOTEBOOKS)
+    assert [nb[:2] for _, nb in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
 
 
 def test_smoke_is_smaller_than_default():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lib import alignment_tax, base_model, dataset, ppo_trainer, reward_model, sft
+from rlhf_lib import alignment_tax, alternatives, base_model, dataset, ppo_trainer, reward_model, sft
 from rlhf_lib.pipeline import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -36,6 +36,11 @@ STAGES = {
                                              "best_of_n_curve", "ppo_metrics", "write_metrics"]),
     "05_ppo_ptx.ipynb": (alignment_tax.build_ppo_ptx, ["setup", "benchmarks_for", "heldout_ids_for", "run_ppo_runs",
                                                        "load_ppo", "evaluate_model", "ptx_metrics", "write_metrics"]),
+    "07_alternatives.ipynb": (alternatives.build_alternatives, [
+        "setup", "ppo_runs", "rm_comparisons", "dpo_pairs", "run_dpo", "rejection_sampling_data",
+        "rejection_sampling_policy", "fresh_prompts", "round2_comparisons", "train_rm_round2",
+        "normalize_on_demonstrations", "run_ppo_round2", "best_of_n_points", "frontier", "frontier_fits", "best_at_kl",
+        "round2_effect", "judge_methods", "alternatives_metrics", "run_extras", "write_metrics"]),
 }
 
 
