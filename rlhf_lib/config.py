@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STEPS = ("base", "data", "sft", "rm", "ppo", "ppo_ptx", "eval", "alternatives")
-"""The pipeline's steps in order; each writes `artifacts/<profile>/<step>/metrics.json`."""
+"""The pipeline's steps in order (the world track, `data.source="world"`); each writes
+`artifacts/<profile>/<step>/metrics.json`."""
+
+REAL_STEPS = ("base", "real")
+"""The real-data track's steps (`data.source="real"`): the base model of notebook 00, then notebook 08 (SFT, two reward
+models, PPO and PPO-ptx on public data, judged by a gold reward model)."""
+
+SOURCES = ("world", "real")
+"""Values of `data.source`."""
 
 
 @dataclass
@@ -135,6 +143,10 @@ class DataConfig:
     """Hub name or local file of HH-RLHF-style chosen/rejected pairs (K = 2 rankings); None: simulated only."""
     real_limit: int = 20_000
     """Rows read from each real dataset."""
+    source: str = "world"
+    """What the main job trains on: "world" (notebooks 01-07 on the generated world, judged by its gold utility) or
+    "real" (notebook 08: SFT on `real_sft`, reward models on `real_rm`, PPO on its prompts, judged by a gold reward
+    model; the sizes are `Profile.real`'s)."""
 
 
 @dataclass
@@ -383,6 +395,39 @@ class AlternativesConfig:
 
 
 @dataclass
+class RealConfig:
+    """The real-data track (notebook 08, `rlhf_lib.real_track`, `data.source="real"`): sizes of each stage. The other
+    settings are the world track's: `sft.*` (but `epochs`), `rm.*` (but `max_len`), `ppo.*` (but `steps`)."""
+
+    sft_records: int = 1000
+    """Demonstrations of `data.real_sft` SFT trains on (after the rules; `data.valid_fraction` of them, at most,
+    held out for the validation loss)."""
+    sft_epochs: int = 2
+    """SFT's passes over them (Dolly's answers are long and varied; the world track's `sft.epochs` suits its
+    short templated ones)."""
+    rm_rows: int = 5000
+    """Rows of `data.real_rm` read for the track (from its training split, and as many from its test split): the two
+    halves and, from a local file, the held-out share are what survives the rules (`real_data.load_hh_rlhf`)."""
+    rm_comparisons: int = 1000
+    """At most this many comparisons train each reward model: the proxy on one half of the split, the gold on the
+    other."""
+    heldout_comparisons: int = 500
+    """Held-out comparisons (HH-RLHF's test split, or `heldout_share` of a local file) for both reward models'
+    pair accuracy."""
+    heldout_share: float = 0.1
+    """With a local `data.real_rm` file (no test split), the share of its prompts held out for accuracy and
+    evaluation (chosen by a hash of each prompt id, never trained on)."""
+    ppo_steps: int = 30
+    """Rollout batches of each PPO run (PPO and PPO-ptx; `ppo.batch_size` episodes each)."""
+    n_eval_prompts: int = 200
+    """Held-out HH-RLHF prompts on which SFT, PPO and PPO-ptx are sampled and judged by the gold reward model."""
+    max_prompt_tokens: int = 256
+    """PPO and evaluation use only prompts of at most this many tokens (HH-RLHF dialogues run to thousands)."""
+    max_len: int = 384
+    """Longest prompt + answer in tokens for SFT and both reward models; longer prompts lose tokens on the left."""
+
+
+@dataclass
 class EvalConfig:
     """The paper's evaluation in miniature (notebook 06): the models compared and the probe sets."""
 
@@ -455,6 +500,7 @@ class Profile:
     dpo: DPOConfig = field(default_factory=DPOConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     alternatives: AlternativesConfig = field(default_factory=AlternativesConfig)
+    real: RealConfig = field(default_factory=RealConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -503,7 +549,25 @@ def _gpt2() -> Profile:
                                    batch_size=8, lr=1e-4, min_lr=1e-5, warmup_steps=40, max_steps=800,
                                    eval_every=100, eval_batches=4, checkpoint_every=200),
                    data=DataConfig(real_sft="databricks/databricks-dolly-15k", real_rm="Anthropic/hh-rlhf"),
-                   eval=EvalConfig(large_hub_model="gpt2-medium"))
+                   eval=EvalConfig(large_hub_model="gpt2-medium"),
+                   real=_gpt2_real())
+
+
+def _gpt2_real() -> RealConfig:
+    # The real-data track (`--set data.source=real`) on one GPU, sized by counting, not measured. Dolly has 15k
+    # demonstrations, HH-RLHF 160k training comparisons and 8.5k test ones. SFT reads 6,000 demonstrations twice (12k
+    # sequences of at most 512 tokens). 60,000 rows of HH-RLHF's training split leave two halves of up to 30,000
+    # comparisons after the rules; each reward model reads at most 20,000 of its half once (40k sequences; the gold
+    # one on gpt2-medium, 3x GPT-2's parameters). Both get as many, so that they differ by size and by data, not by
+    # count (in Gao et al. a 6B gold model labelled the proxies' data; here both learn from people's labels, on
+    # disjoint halves); metrics.json counts what each read. Each PPO run has 200 rollout batches of
+    # ppo.batch_size = 32: 6,400 episodes (the paper: 256k; the world track's gpt2 profile: 960). 500 held-out prompts
+    # put the 95% interval of a win rate near one half at about +-0.04 (1.96 x 0.5 / sqrt(500)), 2,000 held-out pairs
+    # that of an accuracy near 0.6 at about +-0.02. Prompts over 512 tokens are left out of PPO and evaluation, so a
+    # rollout batch is at most 32 x (512 + 48) tokens; SFT's and the reward models' sequences are cut to 512 tokens.
+    return RealConfig(sft_records=6000, sft_epochs=2, rm_rows=60_000, rm_comparisons=20_000,
+                      heldout_comparisons=2000, ppo_steps=200, n_eval_prompts=500, max_prompt_tokens=512,
+                      max_len=512)
 
 
 PROFILES = {"smoke": _smoke, "default": _default, "gpt2": _gpt2}
@@ -525,7 +589,30 @@ def get_profile(name: str | None = None, overrides: dict[str, Any] | None = None
     profile = PROFILES[name]()
     for key, value in (overrides or {}).items():
         _set_field(profile, key, value)
+    check_source(profile.data)
     return profile
+
+
+def check_source(data: DataConfig) -> None:
+    """`data.source` is one of `SOURCES`; "real" needs both real datasets. Raises ValueError saying what to set."""
+    if data.source not in SOURCES:
+        raise ValueError(f"data.source must be one of {', '.join(repr(s) for s in SOURCES)}, got {data.source!r}: "
+                         "\"world\" trains on the generated world (notebooks 01-07), \"real\" on public data "
+                         "(notebook 08).")
+    if data.source == "real":
+        require_real_data(data)
+
+
+def require_real_data(data: DataConfig) -> None:
+    """The real-data track reads `data.real_sft` and `data.real_rm`; stop with the fields to set when one is None."""
+    missing = [f"data.{name}" for name in ("real_sft", "real_rm") if not getattr(data, name)]
+    if missing:
+        raise ValueError(
+            f"The real-data track (data.source='real', notebook 08) needs {' and '.join(missing)}: data.real_sft names "
+            "Dolly- or Alpaca-style demonstrations (schema data.real_sft_schema), data.real_rm HH-RLHF-style "
+            "chosen/rejected pairs, each a hub name or a local .json/.jsonl file. Set them, e.g. "
+            "--set data.real_sft=/data/dolly.jsonl --set data.real_rm=/data/hh_rlhf.jsonl (the gpt2 profile names "
+            "databricks/databricks-dolly-15k and Anthropic/hh-rlhf).")
 
 
 def _set_field(profile: Profile, dotted: str, value: Any) -> None:

@@ -1,6 +1,7 @@
 """Train one stage of the pipeline from the command line, in one process or data-parallel on several:
 
     python -m rlhf_lib.train sft --profile default
+    python -m rlhf_lib.train real --profile gpt2     # the real-data track (notebook 08)
     accelerate launch --multi_gpu --num_processes 8 -m rlhf_lib.train ppo --profile gpt2
 
 Each stage is the same library call its notebook makes (`build_sft`, `build_rm`, ...). Under `accelerate launch`
@@ -22,9 +23,10 @@ STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:bu
           "sft": "rlhf_lib.sft:build_sft", "rm": "rlhf_lib.reward_model:build_rm",
           "ppo": "rlhf_lib.ppo_trainer:build_ppo", "ppo_ptx": "rlhf_lib.alignment_tax:build_ppo_ptx",
           "eval": "rlhf_lib.paper_eval:build_eval", "alternatives": "rlhf_lib.alternatives:build_alternatives",
-          "ship": "rlhf_lib.base_model:pretrain_and_ship"}
-"""Stage -> the library function its notebook calls (`ship`: pretrain the base models here and store them in
-`data/pretrained/`, for the maintainers)."""
+          "real": "rlhf_lib.real_track:build_real", "ship": "rlhf_lib.base_model:pretrain_and_ship"}
+"""Stage -> the library function its notebook calls (`real`: the real-data track of notebook 08, on the profile's
+`data.real_sft` and `data.real_rm`; `ship`: pretrain the base models here and store them in `data/pretrained/`, for
+the maintainers)."""
 
 
 def build(stage: str, profile: str, progress: bool = True) -> dict:

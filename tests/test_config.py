@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf_lib.config import PROFILES, STEPS, get_profile
+from rlhf_lib.config import PROFILES, REAL_STEPS, STEPS, get_profile
 
 
 def test_profiles_exist_and_are_fresh_copies():
@@ -18,6 +18,33 @@ def test_steps_are_the_main_jobs_notebooks_in_order():
 
     assert STEPS == tuple(step for step, _ in NOTEBOOKS)
     assert [nb[:2] for _, nb in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))]
+
+
+def test_the_real_track_is_the_base_model_then_notebook_08():
+    from rlhf_lib.pipeline import NOTEBOOKS, REAL_NOTEBOOKS, notebooks_for
+
+    assert REAL_STEPS == tuple(step for step, _ in REAL_NOTEBOOKS) == ("base", "real")
+    assert REAL_NOTEBOOKS[0] == NOTEBOOKS[0] and REAL_NOTEBOOKS[1][1] == "08_real_data.ipynb"
+    assert notebooks_for("world") is NOTEBOOKS and notebooks_for("real") is REAL_NOTEBOOKS
+
+
+def test_data_source_is_world_by_default_and_checked():
+    assert all(get_profile(name).data.source == "world" for name in PROFILES)
+    real = get_profile("smoke", {"data.source": "real", "data.real_sft": "d.jsonl", "data.real_rm": "h.jsonl"})
+    assert real.data.source == "real"
+    with pytest.raises(ValueError, match="data.source must be one of 'world', 'real', got 'hub'"):
+        get_profile("smoke", {"data.source": "hub"})
+    with pytest.raises(ValueError, match=r"needs data.real_rm: .*--set data.real_sft="):
+        get_profile("smoke", {"data.source": "real", "data.real_sft": "d.jsonl"})
+    with pytest.raises(ValueError, match="needs data.real_sft and data.real_rm"):
+        get_profile("gpt2", {"data.source": "real", "data.real_sft": None, "data.real_rm": None})
+
+
+def test_the_gpt2_profile_sizes_the_real_track_for_a_gpu():
+    small, gpt2 = get_profile("default").real, get_profile("gpt2").real
+    assert gpt2.rm_comparisons > small.rm_comparisons and gpt2.ppo_steps > small.ppo_steps
+    assert gpt2.rm_comparisons <= gpt2.rm_rows / 2  # a half of the rows read can hold them
+    assert gpt2.max_len <= 1024 and gpt2.max_prompt_tokens + get_profile("gpt2").ppo.max_new_tokens < 1024
 
 
 def test_smoke_is_smaller_than_default():
