@@ -5,6 +5,7 @@
     python -m rlhf_lib.pipeline --profile default --seeds 3  # also seeds 1 and 2: mean and CI of the headlines
     python -m rlhf_lib.pipeline --profile default --publish  # then copy the outputs into notebooks/ (`publish`)
     python -m rlhf_lib.pipeline --profile gpt2 --set ppo.steps=10 --set rm.max_prompts=200  # change fields
+    python -m rlhf_lib.pipeline --profile gpt2 --set data.source=real  # the real-data track: notebooks 00 and 08
 
 A step is complete when its `metrics.json` exists (it is written last, atomically), so a killed run resumes at the
 first unfinished step; inside a step, training resumes from its last checkpoint.
@@ -36,7 +37,19 @@ NOTEBOOKS: list[tuple[str, str]] = [
     ("eval", "06_evaluation.ipynb"),
     ("alternatives", "07_alternatives.ipynb"),
 ]
-"""(step, notebook) in pipeline order."""
+"""(step, notebook) in pipeline order: the world track (`data.source="world"`)."""
+
+REAL_NOTEBOOKS: list[tuple[str, str]] = [
+    ("base", "00_base_model.ipynb"),
+    ("real", "08_real_data.ipynb"),
+]
+"""The real-data track (`data.source="real"`): the base model, then SFT, reward models and PPO on public data,
+judged by a gold reward model (`rlhf_lib.real_track`)."""
+
+
+def notebooks_for(source: str) -> list[tuple[str, str]]:
+    """The (step, notebook) list the main job runs for `data.source`."""
+    return REAL_NOTEBOOKS if source == "real" else NOTEBOOKS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
@@ -94,12 +107,14 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
 def run(profile: str, force: bool = False, steps: list[str] | None = None, log_output: bool = False,
         seed: int = 0, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the pipeline; returns {step: {"status", "seconds"}} and writes report.md and timings.json. `overrides`
-    ({"ppo.steps": 10, ...}) change the profile's fields in every notebook."""
-    get_profile(profile, overrides)  # fail early, with the list of valid profiles or fields
-    todo = [(s, nb) for s, nb in NOTEBOOKS if steps is None or s in steps]
-    unknown = set(steps or []) - {s for s, _ in NOTEBOOKS}
+    ({"ppo.steps": 10, ...}) change the profile's fields in every notebook; `data.source` picks the track."""
+    cfg = get_profile(profile, overrides)  # fail early, with the list of valid profiles or fields
+    notebooks = notebooks_for(cfg.data.source)
+    todo = [(s, nb) for s, nb in notebooks if steps is None or s in steps]
+    unknown = set(steps or []) - {s for s, _ in notebooks}
     if unknown:
-        raise ValueError(f"Unknown step(s) {sorted(unknown)}. Valid steps: {', '.join(s for s, _ in NOTEBOOKS)}.")
+        raise ValueError(f"Unknown step(s) {sorted(unknown)}. Valid steps: {', '.join(s for s, _ in notebooks)} "
+                         f"(data.source={cfg.data.source!r}).")
     name = seed_run_name(profile, seed)
     timings_path = artifacts_root() / name / "timings.json"
     timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -116,7 +131,7 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
         write_json_atomic(timings_path, timings)
         tqdm.write(f"  {step}: done in {seconds:.0f} s")
     write_json_atomic(timings_path, timings)
-    report = write_report(name, timings, seed)
+    report = write_report(name, timings, seed, notebooks=notebooks)
     tqdm.write(f"Report: {report}")
     return timings
 
@@ -128,6 +143,11 @@ HEADLINES = ("sft/gold_sft", "rm/acc_train_labelers", "rm/acc_heldout_labelers",
              "eval/ppo_ptx/toxicity_respectful", "eval/n_findings_hold")
 """The figures `--seeds` repeats: `step/key/...` paths into each step's metrics.json."""
 
+REAL_HEADLINES = ("real/acc_heldout_pairs", "real/gold_rm_acc_heldout_pairs", "real/gold_rm_winrate_vs_sft/sft",
+                  "real/gold_rm_winrate_vs_sft/ppo", "real/gold_rm_winrate_vs_sft/ppo_ptx", "real/kl_to_sft/ppo",
+                  "real/kl_to_sft/ppo_ptx")
+"""The same for the real-data track."""
+
 
 def headline(run_name: str, path: str) -> float | None:
     step, *keys = path.split("/")
@@ -137,12 +157,12 @@ def headline(run_name: str, path: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def summarize_seeds(profile: str, n_seeds: int) -> dict[str, dict[str, Any]]:
+def summarize_seeds(profile: str, n_seeds: int, headlines: tuple[str, ...] = HEADLINES) -> dict[str, dict[str, Any]]:
     """Per headline figure: the value of every seed, their mean and a 95% t-interval half-width (n_seeds >= 2)."""
     from scipy import stats
 
     out = {}
-    for path in HEADLINES:
+    for path in headlines:
         values = [headline(seed_run_name(profile, k), path) for k in range(n_seeds)]
         xs = [v for v in values if v is not None]
         half = float(stats.t.ppf(0.975, len(xs) - 1) * stats.tstd(xs) / len(xs) ** 0.5) if len(xs) >= 2 else None
@@ -158,10 +178,25 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: md.version(n) for n in names}}
 
 
+def real_track_lines(metrics: dict[str, Any]) -> list[str]:
+    """The report's table of the real-data track: per policy, the gold reward model's win rate against SFT with its
+    95% interval, the mean proxy and gold scores, the KL to SFT."""
+    lines = ["## The real-data track, judged by the gold reward model", "",
+             f"Reward models' held-out pair accuracy: proxy {metrics['acc_heldout_pairs']:.3f}, gold "
+             f"{metrics['gold_rm_acc_heldout_pairs']:.3f} ({metrics['n_heldout_pairs']} pairs).", "",
+             "| policy | gold-RM win rate vs SFT [95% CI] | proxy RM | gold RM | KL to SFT |", "|---|---|---|---|---|"]
+    for p, rate in metrics["gold_rm_winrate_vs_sft"].items():
+        lo, hi = metrics["gold_rm_winrate_vs_sft_ci"][p]
+        lines.append(f"| {p} | {rate:.3f} [{lo:.3f}, {hi:.3f}] | {metrics['proxy_rm_score'][p]:.3f} | "
+                     f"{metrics['gold_rm_score'][p]:.3f} | {metrics['kl_to_sft'][p]:.2f} |")
+    return lines + [""]
+
+
 def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
-                 seeds: dict[str, dict[str, Any]] | None = None) -> Path:
-    """`artifacts/<profile>/report.md`: the findings table, per step its run time, metrics and figures; then
-    versions and seed."""
+                 seeds: dict[str, dict[str, Any]] | None = None,
+                 notebooks: list[tuple[str, str]] = NOTEBOOKS) -> Path:
+    """`artifacts/<profile>/report.md`: the findings table (or the real-data track's), per step its run time, metrics
+    and figures; then versions and seed. `notebooks`: the track that ran."""
     root = artifacts_root() / profile
     total = sum(t.get("seconds") or 0 for t in timings.values() if t.get("status") == "ran")
     lines = [f"# InstructGPT in miniature: report for `{profile}`", "",
@@ -174,6 +209,9 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
                   "| finding (the paper) | ours | holds | test |", "|---|---|---|---|",
                   *[f"| {f['claim']} | {f['ours']} | {'yes' if f['holds'] else 'no'} | {f.get('test', '')} |"
                     for f in findings], ""]
+    real = read_metrics(profile, "real") if ("real", "08_real_data.ipynb") in notebooks else None
+    if real:
+        lines += real_track_lines(real)
     if seeds:
         n = len(next(iter(seeds.values()))["values"])
         lines += [f"## Headline figures over {n} training seeds", "", "| figure | mean ± 95% CI | per seed |",
@@ -185,11 +223,11 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
         lines.append("")
     lines += ["## Steps", "", f"Run time of the steps that ran: {total / 60:.1f} min.", "",
               "| step | notebook | status | seconds |", "|---|---|---|---|"]
-    for step, notebook in NOTEBOOKS:
+    for step, notebook in notebooks:
         t = timings.get(step, {})
         lines.append(f"| {step} | [{notebook}](notebooks/{notebook}) | {t.get('status', 'not run')} | "
                      f"{t.get('seconds') if t.get('seconds') is not None else '-'} |")
-    for step, _ in NOTEBOOKS:
+    for step, _ in notebooks:
         metrics = read_metrics(profile, step)
         if metrics is None:
             continue
@@ -224,22 +262,25 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--seeds must be 1 or more, got {args.seeds}.")
         steps = args.steps.split(",") if args.steps else None
         overrides = parse_sets(args.set)
+        notebooks = notebooks_for(get_profile(args.profile, overrides).data.source)
+        ran = [step for step, _ in notebooks if steps is None or step in steps]
         for seed in range(args.seeds):
             timings = run(args.profile, force=args.force, steps=steps, log_output=args.log_output, seed=seed,
                           overrides=overrides)
             if seed == 0:
                 first = timings
         if args.seeds > 1:
-            report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds))
+            headlines = REAL_HEADLINES if notebooks is REAL_NOTEBOOKS else HEADLINES
+            report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds, headlines),
+                                  notebooks)
             tqdm.write(f"Report with {args.seeds} seeds: {report}")
         if args.publish:
             from rlhf_lib.publish import publish, publish_front_figure
 
-            sizes = publish(args.profile, [nb for step, nb in NOTEBOOKS if steps is None or step in steps],
-                            NOTEBOOK_DIR)
+            sizes = publish(args.profile, [nb for step, nb in notebooks if step in ran], NOTEBOOK_DIR)
             tqdm.write(f"Published {len(sizes)} notebooks with their outputs into {NOTEBOOK_DIR} "
                        f"({sum(sizes.values()) / 1e6:.2f} MB).")
-            if steps is None or "eval" in steps:
+            if "eval" in ran:
                 tqdm.write(f"The README's figure: {publish_front_figure(args.profile)}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf_lib import alignment_tax, alternatives, base_model, dataset, ppo_trainer, reward_model, sft
+from rlhf_lib import alignment_tax, alternatives, base_model, dataset, ppo_trainer, real_track, reward_model, sft
 from rlhf_lib.pipeline import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -41,6 +41,9 @@ STAGES = {
         "rejection_sampling_policy", "fresh_prompts", "round2_comparisons", "train_rm_round2",
         "normalize_on_demonstrations", "run_ppo_round2", "best_of_n_points", "frontier", "frontier_fits", "best_at_kl",
         "round2_effect", "judge_methods", "alternatives_metrics", "run_extras", "write_metrics"]),
+    "08_real_data.ipynb": (real_track.build_real, [
+        "load_base", "load_real", "train_real_sft", "train_proxy_rm", "train_gold_rm", "run_real_ppo",
+        "load_real_model", "sample_policies", "rm_judge", "win_rates", "real_metrics", "write_metrics"]),
 }
 
 

@@ -109,3 +109,41 @@ def test_set_reaches_every_notebook_and_an_unknown_field_is_a_clear_error(tmp_pa
                                                                                           "03_reward_model.ipynb")]
     bad = main_job(tmp_path, "--profile", "smoke", "--set", "ppo.betta=0.05")
     assert bad.returncode == 2 and "Unknown config field 'ppo.betta'" in bad.stderr and "beta" in bad.stderr
+
+
+REAL_SETS = ["--set", "data.source=real", "--set", "data.real_sft=dolly.jsonl", "--set", "data.real_rm=hh.jsonl"]
+
+
+def test_the_real_source_runs_the_base_model_and_notebook_08_and_reports_its_win_rates(tmp_path, monkeypatch,
+                                                                                        capsys):
+    """`--set data.source=real` swaps the world's notebooks 01-07 for notebook 08 (papermill faked: no training)."""
+    import papermill
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
+    seen = []
+    real = {"acc_heldout_pairs": 0.61, "gold_rm_acc_heldout_pairs": 0.64, "n_heldout_pairs": 200,
+            "gold_rm_winrate_vs_sft": {"sft": 0.5, "ppo": 0.58, "ppo_ptx": 0.55},
+            "gold_rm_winrate_vs_sft_ci": {"sft": [0.45, 0.55], "ppo": [0.53, 0.63], "ppo_ptx": [0.5, 0.6]},
+            "proxy_rm_score": {"sft": 0.0, "ppo": 1.2, "ppo_ptx": 1.0},
+            "gold_rm_score": {"sft": 0.0, "ppo": 0.3, "ppo_ptx": 0.2},
+            "kl_to_sft": {"sft": 0.0, "ppo": 4.0, "ppo_ptx": 3.5}}
+
+    def fake_execute(source, out, parameters, **kwargs):
+        seen.append((Path(source).name, parameters))
+        step = dict((nb, s) for s, nb in pipeline.REAL_NOTEBOOKS)[Path(source).name]
+        (tmp_path / "smoke" / step).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "smoke" / step / "metrics.json").write_text(json.dumps(real if step == "real" else {"x": 1}))
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    assert pipeline.main(["--profile", "smoke", *REAL_SETS]) == 0
+    assert [nb for nb, _ in seen] == ["00_base_model.ipynb", "08_real_data.ipynb"]
+    assert seen[1][1]["overrides"]["data.source"] == "real"
+    report = (tmp_path / "smoke" / "report.md").read_text()
+    assert "| ppo | 0.580 [0.530, 0.630] | 1.200 | 0.300 | 4.00 |" in report and "02_sft" not in report
+
+    assert pipeline.main(["--profile", "smoke", *REAL_SETS, "--steps", "sft"]) == 2
+    assert "Valid steps: base, real (data.source='real')" in capsys.readouterr().err
+    assert pipeline.main(["--profile", "smoke", "--set", "data.source=real"]) == 2
+    assert "needs data.real_sft and data.real_rm" in capsys.readouterr().err
+    assert pipeline.main(["--profile", "smoke", "--steps", "real"]) == 2  # not a step of the world track
+    assert "Valid steps: base, data, sft" in capsys.readouterr().err
