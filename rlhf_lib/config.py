@@ -555,17 +555,18 @@ def _gpt2() -> Profile:
 
 def _gpt2_real() -> RealConfig:
     # The real-data track (`--set data.source=real`) on one GPU, sized by counting, not measured. Dolly has 15k
-    # demonstrations, HH-RLHF 160k training comparisons and 8.5k test ones. SFT reads 6,000 demonstrations twice (12k
-    # sequences of at most 512 tokens). 60,000 rows of HH-RLHF's training split leave two halves of up to 30,000
-    # comparisons after the rules; each reward model reads at most 20,000 of its half once (40k sequences; the gold
-    # one on gpt2-medium, 3x GPT-2's parameters). Both get as many, so that they differ by size and by data, not by
-    # count (in Gao et al. a 6B gold model labelled the proxies' data; here both learn from people's labels, on
-    # disjoint halves); metrics.json counts what each read. Each PPO run has 200 rollout batches of
-    # ppo.batch_size = 32: 6,400 episodes (the paper: 256k; the world track's gpt2 profile: 960). 500 held-out prompts
-    # put the 95% interval of a win rate near one half at about +-0.04 (1.96 x 0.5 / sqrt(500)), 2,000 held-out pairs
-    # that of an accuracy near 0.6 at about +-0.02. Prompts over 512 tokens are left out of PPO and evaluation, so a
-    # rollout batch is at most 32 x (512 + 48) tokens; SFT's and the reward models' sequences are cut to 512 tokens.
-    return RealConfig(sft_records=6000, sft_epochs=2, rm_rows=60_000, rm_comparisons=20_000,
+    # demonstrations, HH-RLHF 161k training comparisons and 8.5k test ones. SFT reads 6,000 demonstrations twice (12k
+    # sequences of at most 512 tokens). All of HH-RLHF is read: the hub's copy comes one subset after another
+    # (harmless-base first), so each part is sampled across it (`real_track.sample_by_prompt`). Each reward model
+    # reads 20,000 comparisons of its half once (40k sequences; the gold one on gpt2-medium, 3x GPT-2's parameters):
+    # as many for both, so that they differ by size and by data, not by count (in Gao et al. a 6B gold model
+    # labelled the proxies' data; here both learn from people's labels, on disjoint halves); metrics.json counts
+    # what each read. Each PPO run has 200 rollout batches of ppo.batch_size = 32: 6,400 episodes (the paper: 256k;
+    # the world track's gpt2 profile: 960). 500 held-out prompts put the 95% interval of a win rate near one half at
+    # about +-0.04 (1.96 x 0.5 / sqrt(500)), 2,000 held-out pairs that of an accuracy near 0.6 at about +-0.02.
+    # Prompts over 512 tokens are left out of PPO and evaluation, so a rollout batch is at most 32 x (512 + 48)
+    # tokens; SFT's and the reward models' sequences are cut to 512 tokens.
+    return RealConfig(sft_records=6000, sft_epochs=2, rm_rows=170_000, rm_comparisons=20_000,
                       heldout_comparisons=2000, ppo_steps=200, n_eval_prompts=500, max_prompt_tokens=512,
                       max_len=512)
 

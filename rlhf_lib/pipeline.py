@@ -202,7 +202,8 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
     lines = [f"# InstructGPT in miniature: report for `{profile}`", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}; training seed {seed}; machine {platform.machine()} "
              f"({platform.processor() or 'cpu'}), {os.cpu_count()} CPU cores.", ""]
-    findings = (read_metrics(profile, "eval") or {}).get("findings")
+    world_track = ("eval", "06_evaluation.ipynb") in notebooks
+    findings = (read_metrics(profile, "eval") or {}).get("findings") if world_track else None
     if findings:
         held = sum(f["holds"] for f in findings)
         lines += ["## The paper's findings here", "", f"{held} of {len(findings)} hold.", "",

@@ -70,6 +70,13 @@ def split_by_prompt(items: Sequence[T], share: float, salt: str) -> tuple[list[T
     return first, rest
 
 
+def sample_by_prompt(items: Sequence[T], n: int, salt: str) -> list[T]:
+    """The first `n` items in an order fixed by a hash of each prompt id: a sample spread over the whole file, which
+    matters when a file comes one part after another (the hub's HH-RLHF: harmless-base first, then the helpful
+    subsets). A prompt's items stay together, in their order."""
+    return sorted(items, key=lambda x: hash_share(f"{salt}:{x.prompt_id}"))[:n]  # type: ignore[attr-defined]
+
+
 def split_halves(judgements: Sequence[Judgement], seed: int) -> tuple[list[Judgement], list[Judgement]]:
     """(the proxy reward model's half, the gold reward model's half): disjoint by prompt, fixed by `seed` (`data.seed`,
     so that repeats with other training seeds keep the same halves)."""
@@ -117,7 +124,8 @@ def _short_prompts(records: Sequence[PromptRecord], ids: Sequence[str], tokenize
 
 def load_real(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> RealTrackData:
     """Read `data.real_sft` and `data.real_rm` (hub names or local files) through the paper's rules
-    (`real_data`), hold out what is judged, and split the rest of the comparisons into the two halves."""
+    (`real_data`), hold out what is judged, split the rest of the comparisons into the two halves, and take each
+    part's size (`Profile.real`) as a sample across the file (`sample_by_prompt`)."""
     from rlhf_lib.real_data import load_hh_rlhf, load_instructions
 
     require_real_data(cfg.data)
@@ -133,11 +141,12 @@ def load_real(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> RealTrackData
         heldout, test_ids = test.judgements, {j.prompt_id for j in test.judgements}
         train = [j for j in hh.judgements if j.prompt_id not in test_ids]
         records, test_counts = hh.records + test.records, test.counts
-    proxy, gold = (half[: real.rm_comparisons] for half in split_halves(train, seed))
-    heldout = heldout[: real.heldout_comparisons]
+    order = f"order-{seed}"  # each part sampled across the file, not its first rows
+    proxy, gold = (sample_by_prompt(half, real.rm_comparisons, order) for half in split_halves(train, seed))
+    heldout = sample_by_prompt(heldout, real.heldout_comparisons, order)
     prompts = {r.prompt_id: r.prompt for r in records}
     data = RealTrackData(
-        sft_train=sft_train[: real.sft_records],
+        sft_train=sample_by_prompt(sft_train, real.sft_records, order),
         sft_valid=sft_valid[: max(1, round(real.sft_records * cfg.data.valid_fraction))],
         proxy_half=comparisons_from(proxy, prompts), gold_half=comparisons_from(gold, prompts),
         heldout=comparisons_from(heldout, prompts),

@@ -61,6 +61,15 @@ def test_the_halves_are_disjoint_by_prompt_deterministic_and_balanced():
     assert other != proxy_ids
 
 
+def test_each_part_is_a_sample_across_the_file_not_its_first_rows():
+    """The hub's HH-RLHF comes one subset after another: taking the first rows would take one subset."""
+    rows = [judgement(f"hh-{i}") for i in range(1000)]
+    taken = real_track.sample_by_prompt(rows, 100, "order-0")
+    ids = [int(j.prompt_id.removeprefix("hh-")) for j in taken]
+    assert len(set(ids)) == 100 and 30 < sum(i >= 500 for i in ids) < 70  # from both halves of the file
+    assert taken == real_track.sample_by_prompt(list(reversed(rows)), 100, "order-0")  # whatever the file's order
+
+
 def test_hash_share_is_fixed_by_the_key_alone():
     assert real_track.hash_share("a") == real_track.hash_share("a") != real_track.hash_share("b")
     assert all(0 <= real_track.hash_share(str(i)) < 1 for i in range(100))
