@@ -185,8 +185,8 @@ def real_track_lines(metrics: dict[str, Any]) -> list[str]:
              f"Reward models' held-out pair accuracy: proxy {metrics['acc_heldout_pairs']:.3f}, gold "
              f"{metrics['gold_rm_acc_heldout_pairs']:.3f} ({metrics['n_heldout_pairs']} pairs).", "",
              "| policy | gold-RM win rate vs SFT [95% CI] | proxy RM | gold RM | KL to SFT |", "|---|---|---|---|---|"]
-    for p, rate in metrics["gold_rm_winrate_vs_sft"].items():
-        lo, hi = metrics["gold_rm_winrate_vs_sft_ci"][p]
+    for p in ("sft", "ppo", "ppo_ptx"):
+        rate, (lo, hi) = metrics["gold_rm_winrate_vs_sft"][p], metrics["gold_rm_winrate_vs_sft_ci"][p]
         lines.append(f"| {p} | {rate:.3f} [{lo:.3f}, {hi:.3f}] | {metrics['proxy_rm_score'][p]:.3f} | "
                      f"{metrics['gold_rm_score'][p]:.3f} | {metrics['kl_to_sft'][p]:.2f} |")
     return lines + [""]
@@ -198,7 +198,8 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
     """`artifacts/<profile>/report.md`: the findings table (or the real-data track's), per step its run time, metrics
     and figures; then versions and seed. `notebooks`: the track that ran."""
     root = artifacts_root() / profile
-    total = sum(t.get("seconds") or 0 for t in timings.values() if t.get("status") == "ran")
+    ran = [timings.get(step, {}) for step, _ in notebooks]  # this track's steps (timings.json may hold both)
+    total = sum(t.get("seconds") or 0 for t in ran if t.get("status") == "ran")
     lines = [f"# InstructGPT in miniature: report for `{profile}`", "",
              f"Written {time.strftime('%Y-%m-%d %H:%M:%S')}; training seed {seed}; machine {platform.machine()} "
              f"({platform.processor() or 'cpu'}), {os.cpu_count()} CPU cores.", ""]

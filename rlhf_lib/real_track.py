@@ -147,7 +147,7 @@ def load_real(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> RealTrackData
     prompts = {r.prompt_id: r.prompt for r in records}
     data = RealTrackData(
         sft_train=sample_by_prompt(sft_train, real.sft_records, order),
-        sft_valid=sft_valid[: max(1, round(real.sft_records * cfg.data.valid_fraction))],
+        sft_valid=sample_by_prompt(sft_valid, max(1, round(real.sft_records * cfg.data.valid_fraction)), order),
         proxy_half=comparisons_from(proxy, prompts), gold_half=comparisons_from(gold, prompts),
         heldout=comparisons_from(heldout, prompts),
         ppo_prompts=_short_prompts(records, [j.prompt_id for j in proxy], tokenizer, real.max_prompt_tokens),

@@ -1,10 +1,12 @@
-"""The `gpt2` profile rehearsed end to end without the network (issue 21, the world track).
+"""The `gpt2` profile rehearsed end to end without the network (issue 21): the world track, then the real-data track.
 
 A stand-in for the hub's GPT-2 and GPT-L: randomly initialised models of GPT-2's shape where it matters (GPT-2's
 real tokenizer with its 50,257 tokens and `<|endoftext|>`, a 1,024-token context), narrow and shallow so that a CPU
 runs them, saved with `save_pretrained` like a hub download. The main job then runs the `gpt2` profile on them, step
 counts cut down by `--set`, in a subprocess whose every connection to a non-loopback address is refused: the kernels
-papermill starts inherit the refusal through PYTHONPATH and still talk to it over loopback.
+papermill starts inherit the refusal through PYTHONPATH and still talk to it over loopback. The real-data track
+(`data.source="real"`, notebook 08) then runs on the same base model, from small local files in Dolly's and
+HH-RLHF's public schemas (`test_real_track.write_real_samples`).
 
 The tokenizer is rebuilt from `gpt2.tiktoken` (openai-whisper's sdist on PyPI, cached in ~/.cache/rlhf_lib); the
 tests skip, saying why, only where that file can be neither found nor downloaded.
@@ -24,6 +26,8 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rlhf_lib import gpt2_tokenizer as g2
 from rlhf_lib.pipeline import NOTEBOOKS
+from test_real_track import METRIC_KEYS as REAL_METRIC_KEYS
+from test_real_track import write_real_samples
 
 REFUSE_NETWORK = '''"""Refuse every connection to a non-loopback address, and every name lookup (the offline rehearsal)."""
 import ipaddress
@@ -99,6 +103,12 @@ SHRINK_ALTERNATIVES = {"dpo.max_prompts": 4, "alternatives.rs_prompts": 4, "alte
 """The same for notebook 07 (DPO, rejection sampling, a second round), when the pipeline has that step."""
 
 
+SHRINK_REAL = {"real.sft_records": 30, "real.sft_epochs": 1, "real.rm_rows": 1000, "real.rm_comparisons": 12,
+               "real.heldout_comparisons": 10, "real.heldout_share": 0.25, "real.ppo_steps": 2,
+               "real.n_eval_prompts": 6, "real.max_prompt_tokens": 96, "real.max_len": 128}
+"""The real-data track's sizes cut down the same way (its PPO takes `SHRINK`'s ppo.* settings)."""
+
+
 def shrink() -> dict[str, object]:
     """`SHRINK`, and `SHRINK_ALTERNATIVES` when the pipeline runs notebook 07."""
     return {**SHRINK, **(SHRINK_ALTERNATIVES if "alternatives" in dict(NOTEBOOKS) else {})}
@@ -134,7 +144,7 @@ def stand_in(folder: Path, tokenizer_dir: Path, n_embd: int, seed: int) -> Path:
 def offline_env(tmp_path: Path) -> dict[str, str]:
     """The subprocess's environment: artifacts under `tmp_path`, the refusal on PYTHONPATH, no hub-offline flags."""
     guard = tmp_path / "refuse_network"
-    guard.mkdir()
+    guard.mkdir(exist_ok=True)  # a second main job in the same folder (the real-data track) reuses it
     (guard / "sitecustomize.py").write_text(REFUSE_NETWORK)
     env = {k: v for k, v in os.environ.items() if k not in HUB_FREE_ENV}
     path = os.pathsep.join(p for p in (str(guard), env.get("PYTHONPATH")) if p)
@@ -171,16 +181,21 @@ def test_the_refusal_blocks_the_network_and_keeps_loopback(tmp_path):
     assert len(refused(tmp_path)) == 2
 
 
+def as_sets(sets: dict[str, object]) -> list[str]:
+    """The main job's `--set field=value` arguments, each value as JSON."""
+    return [f"--set={key}={json.dumps(value)}" for key, value in sets.items()]
+
+
 @pytest.mark.slow
 def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_dir):
-    """Every step writes its metrics; GPT-2 and GPT-L are pretrained further on the world, perplexity before and
-    after recorded; nothing tried the network."""
+    """Both tracks. The world's: every step writes its metrics; GPT-2 and GPT-L are pretrained further on the world,
+    perplexity before and after recorded. The real data's: SFT, the proxy and gold reward models and both PPO runs
+    read the local files and write `real/metrics.json`. Nothing tried the network."""
     gpt2 = stand_in(tmp_path / "gpt2", gpt2_tokenizer_dir, n_embd=32, seed=0)
     gpt_l = stand_in(tmp_path / "gpt2-medium", gpt2_tokenizer_dir, n_embd=48, seed=1)
     sets = {"base.hub_model": str(gpt2), "eval.large_hub_model": str(gpt_l), "data.real_sft": None,
             "data.real_rm": None, **shrink()}
-    args = [f"--set={key}={json.dumps(value)}" for key, value in sets.items()]
-    run = main_job_offline(tmp_path, "--profile", "gpt2", *args, timeout=900)
+    run = main_job_offline(tmp_path, "--profile", "gpt2", *as_sets(sets), timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
 
     out = tmp_path / "artifacts" / "gpt2"
@@ -195,6 +210,23 @@ def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_
     saved = AutoTokenizer.from_pretrained(out / "base" / "model")
     assert saved.eos_token == "<|endoftext|>" and saved.eos_token_id == 50256 and saved.pad_token_id == 50257
     assert refused(tmp_path) == [], "something tried the network with local copies of every model"
+
+    # The real-data track on the same base model (its step is complete, so skipped) and the same GPT-L
+    dolly, hh = write_real_samples(tmp_path / "real-data")
+    real_sets = {**sets, "data.source": "real", "data.real_sft": str(dolly), "data.real_rm": str(hh), **SHRINK_REAL}
+    run = main_job_offline(tmp_path, "--profile", "gpt2", *as_sets(real_sets), timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    assert "base: complete, skipped" in run.stdout + run.stderr and "data: running" not in run.stdout + run.stderr
+    real = json.loads((out / "real" / "metrics.json").read_text())
+    assert REAL_METRIC_KEYS <= set(real)
+    assert set(real["gold_rm_winrate_vs_sft"]) == set(real["gold_rm_winrate_vs_sft_ci"]) == {"sft", "ppo", "ppo_ptx"}
+    assert real["data_counts"]["sft"]["rows"] == 40 and real["data_counts"]["rm_train"]["rows"] == 60  # read
+    assert real["n_sft_records"] == 30 and real["n_proxy_comparisons"] > 0 and real["n_gold_comparisons"] > 0
+    gold_rm = json.loads((out / "real" / "gold_rm" / "model" / "config.json").read_text())
+    assert gold_rm["n_embd"] == 48 and gold_rm["vocab_size"] == 50258  # from GPT-L, with GPT-2's tokens and PAD
+    assert (out / "notebooks" / "08_real_data.ipynb").exists()
+    assert "judged by the gold reward model" in (out / "report.md").read_text()
+    assert refused(tmp_path) == [], "the real-data track tried the network with local files"
 
 
 @pytest.mark.slow
