@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import os
 import types
+import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -654,3 +655,18 @@ def _coerce(obj: Any, name: str, value: Any, dotted: str) -> Any:
         return copy.deepcopy(value)
     names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
     raise ValueError(f"Config field {dotted!r} expects {names}, got {value!r} ({type(value).__name__}).")
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """`--set field=value` arguments as the notebooks' `overrides`: each value read as JSON (numbers, true, null,
+    lists), else kept as a string; e.g. ["ppo.beta=0.05", "base.hub_model=/models/gpt2"]."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected field=value with a dotted field name, e.g. ppo.beta=0.05.")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out

@@ -25,7 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rlhf_lib.artifacts import REPO_ROOT, artifacts_root, read_metrics, step_dir, write_json_atomic, write_text_atomic
-from rlhf_lib.config import PROFILES, get_profile
+from rlhf_lib.config import PROFILES, get_profile, parse_sets
 
 NOTEBOOKS: list[tuple[str, str]] = [
     ("base", "00_base_model.ipynb"),
@@ -58,21 +58,6 @@ def seed_run_name(profile: str, seed: int) -> str:
     """Artifacts folder of a repeat with another training seed: `artifacts/<profile>-seed<k>/` (seed 0 is the
     profile's own folder)."""
     return profile if seed == 0 else f"{profile}-seed{seed}"
-
-
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """`--set field=value` arguments as the notebooks' `overrides`: each value read as JSON (numbers, true, null,
-    lists), else kept as a string; e.g. ["ppo.beta=0.05", "base.hub_model=/models/gpt2"]."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set {item!r}: expected field=value with a dotted field name, e.g. ppo.beta=0.05.")
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
-    return out
 
 
 class StepFailed(RuntimeError):

@@ -17,7 +17,7 @@ import importlib
 import inspect
 import sys
 
-from rlhf_lib.config import PROFILES, get_profile
+from rlhf_lib.config import PROFILES, get_profile, parse_sets
 
 STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:build_data",
           "sft": "rlhf_lib.sft:build_sft", "rm": "rlhf_lib.reward_model:build_rm",
@@ -29,13 +29,13 @@ STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:bu
 the maintainers)."""
 
 
-def build(stage: str, profile: str, progress: bool = True) -> dict:
+def build(stage: str, profile: str, progress: bool = True, overrides: dict | None = None) -> dict:
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}. Valid stages: {', '.join(STAGES)}.")
     module, name = STAGES[stage].split(":")
     fn = getattr(importlib.import_module(module), name)
     kwargs = {"progress": progress} if "progress" in inspect.signature(fn).parameters else {}
-    return fn(get_profile(profile), **kwargs)
+    return fn(get_profile(profile, overrides), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +43,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", help=f"one of: {', '.join(STAGES)}")
     parser.add_argument("--profile", default="default", help=f"one of: {', '.join(PROFILES)}")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="change a profile field, as the main job's --set, e.g. --set ppo.beta=0.05 (repeatable)")
     args = parser.parse_args(argv)
     from rlhf_lib.training import process_info
 
     try:
-        metrics = build(args.stage, args.profile, progress=process_info()[0] == 0)
+        metrics = build(args.stage, args.profile, progress=process_info()[0] == 0, overrides=parse_sets(args.set))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -48,3 +48,20 @@ def test_the_command_line_rejects_an_unknown_stage():
     run = subprocess.run([sys.executable, "-m", "rlhf_lib.train", "finetune", "--profile", "smoke"], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "Valid stages: base, data, sft" in run.stderr
+
+
+def echo_stage(cfg) -> dict:
+    """A stand-in stage for the command-line tests: returns the fields the test changed."""
+    return {"beta": cfg.ppo.beta, "hub_model": cfg.base.hub_model}
+
+
+def test_the_command_line_takes_the_main_jobs_sets(monkeypatch, capsys):
+    from rlhf_lib import train
+
+    monkeypatch.setitem(train.STAGES, "probe", f"{__name__}:echo_stage")
+    assert train.main(["probe", "--profile", "smoke", "--set", "ppo.beta=0.05",
+                       "--set", "base.hub_model=/models/gpt2"]) == 0
+    out = capsys.readouterr().out
+    assert "'beta': 0.05" in out and "'hub_model': '/models/gpt2'" in out
+    assert train.main(["probe", "--profile", "smoke", "--set", "ppo.no_such_field=1"]) == 2
+    assert "no_such_field" in capsys.readouterr().err

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rlhf_lib import pipeline
-from rlhf_lib.pipeline import NOTEBOOKS, parse_sets
+from rlhf_lib.config import parse_sets
+from rlhf_lib.pipeline import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 
