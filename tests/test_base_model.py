@@ -174,8 +174,8 @@ def test_the_ship_stage_pretrains_both_base_models_and_later_builds_load_them(tm
     monkeypatch.setattr(bm, "SHIPPED_DIR", tmp_path / "pretrained")
     overrides = {"base.max_steps": 6, "base.eval_every": 3, "world.corpus_chars": 40_000, "eval.large_n_layer": 2,
                  "eval.large_n_embd": 48, "eval.large_n_head": 2}
-    monkeypatch.setattr(train, "get_profile", lambda name: get_profile(name, overrides))
-    assert train.main(["ship", "--profile", "smoke"]) == 0
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    assert train.main(["ship", "--profile", "smoke", *sets]) == 0
     assert len(list((tmp_path / "pretrained").glob("*/model.safetensors"))) == 2
 
     cfg = get_profile("smoke", overrides)
