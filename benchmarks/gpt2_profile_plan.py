@@ -86,12 +86,12 @@ def world_pieces(tokenizer: PreTrainedTokenizerBase, cfg: Profile, n: int, token
 def timed(unit: Callable[[], None], steps: int, device: torch.device) -> dict[str, Any]:
     """Seconds per call of `unit` (the first call untimed when `steps` > 1) and the peak memory of all calls."""
     memory = reset_memory(device)
+    timed_calls = max(1, steps - 1)
     if steps > 1:
-        unit()
+        unit()  # warm-up
     t0 = now(device)
-    for _ in range(steps - 1 if steps > 1 else 1):
+    for _ in range(timed_calls):
         unit()
-    timed_calls = steps - 1 if steps > 1 else 1
     return {"seconds_per_unit": (now(device) - t0) / timed_calls, "timed_units": timed_calls,
             "peak_memory_mib": peak_memory_mib(device), **memory}
 
