@@ -36,6 +36,13 @@ def step_dir(profile: str, step: str, create: bool = True) -> Path:
     return path
 
 
+def real_run_name(run: str) -> str:
+    """The real-data track's folder beside a run's: `artifacts/<run>-real/`, with one folder per stage as in the world
+    track (sft, rm, ppo, eval), so `rm/metrics.json` means the reward model's figures in both. The base model stays
+    in `<run>/base/`: notebook 00 trains one for both tracks."""
+    return f"{run}-real"
+
+
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success rename it onto `target` (file or folder), else delete it.

@@ -28,6 +28,10 @@ REAL_STEPS = ("base", "real")
 """The real-data track's steps (`data.source="real"`): the base model of notebook 00, then notebook 08 (SFT, two reward
 models, PPO and PPO-ptx on public data, judged by a gold reward model)."""
 
+REAL_STAGES = ("sft", "rm", "ppo", "eval")
+"""The stages notebook 08 writes in the real-data track's own folder `artifacts/<run>-real/`
+(`artifacts.real_run_name`), each with its `metrics.json`; `eval`'s, written last, marks the step "real" complete."""
+
 SOURCES = ("world", "real")
 """Values of `data.source`."""
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rlhf_lib.artifacts import REPO_ROOT, artifacts_root, read_metrics, step_dir, write_json_atomic, write_text_atomic
-from rlhf_lib.config import PROFILES, get_profile, parse_sets
+from rlhf_lib.artifacts import (REPO_ROOT, artifacts_root, read_metrics, real_run_name, step_dir, write_json_atomic,
+                                write_text_atomic)
+from rlhf_lib.config import PROFILES, REAL_STAGES, get_profile, parse_sets
 
 NOTEBOOKS: list[tuple[str, str]] = [
     ("base", "00_base_model.ipynb"),
@@ -44,7 +45,8 @@ REAL_NOTEBOOKS: list[tuple[str, str]] = [
     ("real", "08_real_data.ipynb"),
 ]
 """The real-data track (`data.source="real"`): the base model, then SFT, reward models and PPO on public data,
-judged by a gold reward model (`rlhf_lib.real_track`)."""
+judged by a gold reward model (`rlhf_lib.real_track`). Notebook 08 writes into the track's own folder
+`artifacts/<run>-real/`, one folder per stage (`REAL_STAGES`); its report and timings go there too."""
 
 
 def notebooks_for(source: str) -> list[tuple[str, str]]:
@@ -52,6 +54,12 @@ def notebooks_for(source: str) -> list[tuple[str, str]]:
     return REAL_NOTEBOOKS if source == "real" else NOTEBOOKS
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def step_metrics(run: str, step: str) -> dict[str, Any] | None:
+    """The metrics that mark `step` of `run` complete: its own `metrics.json`, or for the real-data track's step
+    "real" the last stage's, `artifacts/<run>-real/eval/metrics.json`."""
+    return read_metrics(real_run_name(run), REAL_STAGES[-1]) if step == "real" else read_metrics(run, step)
 
 
 def seed_run_name(profile: str, seed: int) -> str:
@@ -84,8 +92,9 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
     except papermill.PapermillExecutionError as err:
         raise StepFailed(f"step {step} ({notebook}) stopped. {err.ename}: {err.evalue}\nThe executed notebook, "
                          f"with the full traceback: {out}") from err
-    if read_metrics(name, step) is None:
-        raise RuntimeError(f"{notebook} ran but did not write {step_dir(name, step, create=False)}/metrics.json.")
+    if step_metrics(name, step) is None:
+        where = step_dir(*((real_run_name(name), REAL_STAGES[-1]) if step == "real" else (name, step)), create=False)
+        raise RuntimeError(f"{notebook} ran but did not write {where}/metrics.json.")
     return time.time() - start
 
 
@@ -101,12 +110,13 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
         raise ValueError(f"Unknown step(s) {sorted(unknown)}. Valid steps: {', '.join(s for s, _ in notebooks)} "
                          f"(data.source={cfg.data.source!r}).")
     name = seed_run_name(profile, seed)
-    timings_path = artifacts_root() / name / "timings.json"
+    track_run = real_run_name(name) if notebooks is REAL_NOTEBOOKS else name  # where timings and report go
+    timings_path = artifacts_root() / track_run / "timings.json"
     timings: dict[str, Any] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     bar = tqdm(todo, desc=f"pipeline [{name}]", unit="step")
     for step, notebook in bar:
         bar.set_postfix(step=step)
-        if not force and read_metrics(name, step) is not None:
+        if not force and step_metrics(name, step) is not None:
             tqdm.write(f"  {step}: complete, skipped (use --force to rerun)")
             timings.setdefault(step, {"seconds": None})["status"] = "skipped"
             continue
@@ -116,7 +126,7 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
         write_json_atomic(timings_path, timings)
         tqdm.write(f"  {step}: done in {seconds:.0f} s")
     write_json_atomic(timings_path, timings)
-    report = write_report(name, timings, seed, notebooks=notebooks)
+    report = write_report(track_run, timings, seed, notebooks=notebooks)
     tqdm.write(f"Report: {report}")
     return timings
 
@@ -128,10 +138,10 @@ HEADLINES = ("sft/gold_sft", "rm/acc_train_labelers", "rm/acc_heldout_labelers",
              "eval/ppo_ptx/toxicity_respectful", "eval/n_findings_hold")
 """The figures `--seeds` repeats: `step/key/...` paths into each step's metrics.json."""
 
-REAL_HEADLINES = ("real/acc_heldout_pairs", "real/gold_rm_acc_heldout_pairs", "real/gold_rm_winrate_vs_sft/sft",
-                  "real/gold_rm_winrate_vs_sft/ppo", "real/gold_rm_winrate_vs_sft/ppo_ptx", "real/kl_to_sft/ppo",
-                  "real/kl_to_sft/ppo_ptx")
-"""The same for the real-data track."""
+REAL_HEADLINES = ("rm/acc_heldout_pairs", "rm/gold_rm_acc_heldout_pairs", "eval/gold_rm_winrate_vs_sft/sft",
+                  "eval/gold_rm_winrate_vs_sft/ppo", "eval/gold_rm_winrate_vs_sft/ppo_ptx", "eval/kl_to_sft/ppo",
+                  "eval/kl_to_sft/ppo_ptx")
+"""The same for the real-data track, read in each seed's `artifacts/<run>-real/`."""
 
 
 def headline(run_name: str, path: str) -> float | None:
@@ -142,17 +152,21 @@ def headline(run_name: str, path: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def summarize_seeds(profile: str, n_seeds: int, headlines: tuple[str, ...] = HEADLINES) -> dict[str, dict[str, Any]]:
-    """Per headline figure: the value of every seed, their mean and a 95% t-interval half-width (n_seeds >= 2)."""
+def summarize_seeds(profile: str, n_seeds: int, real: bool = False) -> dict[str, dict[str, Any]]:
+    """Per headline figure (`HEADLINES`, or `REAL_HEADLINES` for the real-data track): the value of every seed, their
+    mean and a 95% t-interval half-width (n_seeds >= 2); written to the track's `seeds.json`."""
     from scipy import stats
 
+    def run_of(seed: int) -> str:
+        return real_run_name(seed_run_name(profile, seed)) if real else seed_run_name(profile, seed)
+
     out = {}
-    for path in headlines:
-        values = [headline(seed_run_name(profile, k), path) for k in range(n_seeds)]
+    for path in REAL_HEADLINES if real else HEADLINES:
+        values = [headline(run_of(k), path) for k in range(n_seeds)]
         xs = [v for v in values if v is not None]
         half = float(stats.t.ppf(0.975, len(xs) - 1) * stats.tstd(xs) / len(xs) ** 0.5) if len(xs) >= 2 else None
         out[path] = {"values": values, "mean": sum(xs) / len(xs) if xs else None, "ci": half}
-    write_json_atomic(artifacts_root() / profile / "seeds.json", out)
+    write_json_atomic(artifacts_root() / run_of(0) / "seeds.json", out)
     return out
 
 
@@ -163,12 +177,13 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: md.version(n) for n in names}}
 
 
-def real_track_lines(metrics: dict[str, Any]) -> list[str]:
-    """The report's table of the real-data track: per policy, the gold reward model's win rate against SFT with its
-    95% interval, the mean proxy and gold scores, the KL to SFT."""
+def real_track_lines(rm: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """The report's table of the real-data track from its `rm` and `eval` metrics: the reward models' held-out pair
+    accuracy, then per policy the gold reward model's win rate against SFT with its 95% interval, the mean proxy and
+    gold scores, the KL to SFT."""
     lines = ["## The real-data track, judged by the gold reward model", "",
-             f"Reward models' held-out pair accuracy: proxy {metrics['acc_heldout_pairs']:.3f}, gold "
-             f"{metrics['gold_rm_acc_heldout_pairs']:.3f} ({metrics['n_heldout_pairs']} pairs).", "",
+             f"Reward models' held-out pair accuracy: proxy {rm['acc_heldout_pairs']:.3f}, gold "
+             f"{rm['gold_rm_acc_heldout_pairs']:.3f} ({rm['n_heldout_pairs']} pairs).", "",
              "| policy | gold-RM win rate vs SFT [95% CI] | proxy RM | gold RM | KL to SFT |", "|---|---|---|---|---|"]
     for p in ("sft", "ppo", "ppo_ptx"):
         rate, (lo, hi) = metrics["gold_rm_winrate_vs_sft"][p], metrics["gold_rm_winrate_vs_sft_ci"][p]
@@ -181,7 +196,8 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
                  seeds: dict[str, dict[str, Any]] | None = None,
                  notebooks: list[tuple[str, str]] = NOTEBOOKS) -> Path:
     """`artifacts/<profile>/report.md`: the findings table (or the real-data track's), per step its run time, metrics
-    and figures; then versions and seed. `notebooks`: the track that ran."""
+    and figures; then versions and seed. `notebooks`: the track that ran; for the real-data track `profile` is its
+    folder (`<run>-real`), whose stages' metrics are listed."""
     root = artifacts_root() / profile
     ran = [timings.get(step, {}) for step, _ in notebooks]  # this track's steps (timings.json may hold both)
     total = sum(t.get("seconds") or 0 for t in ran if t.get("status") == "ran")
@@ -196,9 +212,10 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
                   "| finding (the paper) | ours | holds | test |", "|---|---|---|---|",
                   *[f"| {f['claim']} | {f['ours']} | {'yes' if f['holds'] else 'no'} | {f.get('test', '')} |"
                     for f in findings], ""]
-    real = read_metrics(profile, "real") if ("real", "08_real_data.ipynb") in notebooks else None
-    if real:
-        lines += real_track_lines(real)
+    real_track = notebooks is REAL_NOTEBOOKS
+    real_rm, real_eval = (read_metrics(profile, "rm"), read_metrics(profile, "eval")) if real_track else (None, None)
+    if real_rm and real_eval:
+        lines += real_track_lines(real_rm, real_eval)
     if seeds:
         n = len(next(iter(seeds.values()))["values"])
         lines += [f"## Headline figures over {n} training seeds", "", "| figure | mean ± 95% CI | per seed |",
@@ -214,7 +231,7 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
         t = timings.get(step, {})
         lines.append(f"| {step} | [{notebook}](notebooks/{notebook}) | {t.get('status', 'not run')} | "
                      f"{t.get('seconds') if t.get('seconds') is not None else '-'} |")
-    for step, _ in notebooks:
+    for step in REAL_STAGES if real_track else [step for step, _ in notebooks]:
         metrics = read_metrics(profile, step)
         if metrics is None:
             continue
@@ -257,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
             if seed == 0:
                 first = timings
         if args.seeds > 1:
-            headlines = REAL_HEADLINES if notebooks is REAL_NOTEBOOKS else HEADLINES
-            report = write_report(args.profile, first, 0, summarize_seeds(args.profile, args.seeds, headlines),
-                                  notebooks)
+            real = notebooks is REAL_NOTEBOOKS
+            report = write_report(real_run_name(args.profile) if real else args.profile, first, 0,
+                                  summarize_seeds(args.profile, args.seeds, real), notebooks)
             tqdm.write(f"Report with {args.seeds} seeds: {report}")
         if args.publish:
             from rlhf_lib.publish import publish, publish_front_figure

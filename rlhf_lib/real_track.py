@@ -16,6 +16,10 @@ stand-in for the labelers who would judge the final policies:
 The gold model never trains a policy and never sees the proxy's half, so where PPO exploits the proxy's mistakes, the
 gold model can disagree: what Gao et al. measured as over-optimisation. It is a model too, not people: every figure
 of this track is a reward model's judgement on public data, never the world's gold utility.
+
+The main job's step "real" runs notebook 08; what it writes goes to the track's own folder `artifacts/<run>-real/`
+(`artifacts.real_run_name`), one folder per stage (`config.REAL_STAGES`), each with its `metrics.json`, the base
+model staying in `artifacts/<run>/base/`.
 """
 
 from __future__ import annotations
@@ -30,16 +34,13 @@ from typing import Any, TypeVar
 import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
-from rlhf_lib.artifacts import step_dir, write_metrics
+from rlhf_lib.artifacts import real_run_name, step_dir, write_metrics
 from rlhf_lib.config import Profile, require_real_data
 from rlhf_lib.data import DatasetError, PromptRecord, SFTRecord
 from rlhf_lib.evaluation import bootstrap_ci, mean_ci
 from rlhf_lib.labels import Judgement
 from rlhf_lib.reward_model import (Comparison, RewardModel, comparisons_from, encode_comparisons, normalize,
                                    train_rm)
-
-STEP = "real"
-"""The main job's step name: `artifacts/<profile>/real/`."""
 
 POLICIES = ("sft", "ppo", "ppo_ptx")
 """The policies the gold reward model judges against SFT ("sft": a second SFT sample against the first)."""
@@ -169,9 +170,26 @@ def load_real(cfg: Profile, tokenizer: PreTrainedTokenizerBase) -> RealTrackData
 # 2) SFT and the two reward models
 
 
+MODEL_PLACES = {"sft": "sft", "proxy_rm": "rm", "gold_rm": "rm/gold", "ppo": "ppo/ppo", "ppo_ptx": "ppo/ppo_ptx"}
+"""Where each saved model of the track lives under `artifacts/<run>-real/`, as in the world track (the proxy is
+`rm/model`, the gold model beside it)."""
+
+
+def stage_dir(profile: str, stage: str) -> Path:
+    """`artifacts/<profile>-real/<stage>/`: the real-data track's folder of a stage (`config.REAL_STAGES`)."""
+    return step_dir(real_run_name(profile), stage)
+
+
 def model_dir(profile: str, part: str) -> Path:
-    """`artifacts/<profile>/real/<part>/model/`: part is "sft", "proxy_rm", "gold_rm", "ppo" or "ppo_ptx"."""
-    return step_dir(profile, STEP) / part / "model"
+    """The saved model `part` (`MODEL_PLACES`: "sft", "proxy_rm", "gold_rm", "ppo" or "ppo_ptx"), in the
+    `save_pretrained` layout."""
+    stage, *sub = MODEL_PLACES[part].split("/")
+    return stage_dir(profile, stage).joinpath(*sub, "model")
+
+
+def write_stage_metrics(cfg: Profile, stage: str, metrics: dict[str, Any]) -> Path:
+    """`artifacts/<run>-real/<stage>/metrics.json`, atomically."""
+    return write_metrics(real_run_name(cfg.name), stage, metrics)
 
 
 def load_real_model(cfg: Profile, part: str) -> GPT2LMHeadModel:
@@ -190,7 +208,7 @@ def train_real_sft(cfg: Profile, model: GPT2LMHeadModel, tokenizer: PreTrainedTo
     from rlhf_lib.sft import train_sft
 
     sft_cfg = dataclasses.replace(cfg.sft, epochs=cfg.real.sft_epochs, max_len=cfg.real.max_len)
-    history = train_sft(model, tokenizer, data.sft_train, data.sft_valid, sft_cfg, step_dir(cfg.name, STEP) / "sft",
+    history = train_sft(model, tokenizer, data.sft_train, data.sft_valid, sft_cfg, stage_dir(cfg.name, "sft"),
                         cfg.seed, progress=progress, speed=cfg.speed)
     save_base(model, tokenizer, model_dir(cfg.name, "sft"))
     return history
@@ -307,7 +325,7 @@ def run_real_ppo(cfg: Profile, tokenizer: PreTrainedTokenizerBase, data: RealTra
         ppo_cfg = dataclasses.replace(cfg.ppo, steps=cfg.real.ppo_steps, ptx_coef=gamma)
         value_model = RewardModel.load(model_dir(cfg.name, "proxy_rm"), resolve_device(cfg.device))
         history = train_ppo(load_real_model(cfg, "sft"), ref, value_model, proxy, tokenizer, data.ppo_prompts,
-                            ppo_cfg, cfg.seed, step_dir(cfg.name, STEP) / run, ptx_ids if gamma > 0 else None,
+                            ppo_cfg, cfg.seed, stage_dir(cfg.name, "ppo") / run, ptx_ids if gamma > 0 else None,
                             evaluate, gold_of_batch, progress, cfg.speed)
         save_base(history["ema"], tokenizer, model_dir(cfg.name, run))
         runs[run] = history
@@ -346,49 +364,73 @@ def win_rates(judge: Judge, prompts: list[str], answers: dict[str, list[str]], b
     return out
 
 
-def real_metrics(cfg: Profile, data: RealTrackData, sft_history: dict[str, Any], proxy_history: dict[str, Any],
-                 gold_history: dict[str, Any], runs: dict[str, dict[str, Any]], samples: dict[str, dict[str, list]],
-                 wins: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`real/metrics.json`: both reward models' held-out pair accuracy, the gold model's win rates of SFT, PPO and
-    PPO-ptx against SFT with 95% intervals, each policy's mean proxy and gold scores and KL to SFT, PPO's curves,
-    the data's counts. All of them real-data figures, judged by reward models."""
-    out: dict[str, Any] = {
-        "acc_heldout_pairs": proxy_history["heldout_acc"][-1],
-        "gold_rm_acc_heldout_pairs": gold_history["heldout_acc"][-1],
-        "acc_train_data": proxy_history["train_acc"][-1], "gold_rm_acc_train_data": gold_history["train_acc"][-1],
-        "gold_rm_winrate_vs_sft": {p: wins[p]["winrate"] for p in POLICIES},
-        "gold_rm_winrate_vs_sft_ci": {p: wins[p]["ci"] for p in POLICIES},
-        "sft_valid_loss_per_epoch": sft_history["valid_loss"], "ptx_coef": cfg.ppo.ptx_coef_05,
-        "gold_rm_base": cfg.eval.large_hub_model or "GPT-L", "data_counts": data.counts,
-        "ppo_curves": {run: {k: h[k] for k in ("step", "episodes", "rm_score", "kl", "gold", "reward")}
-                       for run, h in runs.items()},
-        "ppo_eval": {run: h["eval"] for run, h in runs.items()},
-        "train_seconds": {"sft": sft_history["train_seconds"], "proxy_rm": proxy_history["train_seconds"],
-                          "gold_rm": gold_history["train_seconds"],
-                          **{run: h["seconds"][-1] for run, h in runs.items()}}}
+def sft_metrics(data: RealTrackData, history: dict[str, Any]) -> dict[str, Any]:
+    """`sft/metrics.json`: the validation loss per epoch (epoch 0: the base model), the wall time, the data's counts
+    (rows read and dropped by each rule, and every part's size)."""
+    return {"sft_valid_loss_per_epoch": history["valid_loss"], "valid_loss": history["valid_loss"][-1],
+            "train_seconds": history["train_seconds"], "data_counts": data.counts,
+            **{k: v for k, v in data.counts.items() if k.startswith("n_")}}
+
+
+def rm_metrics(cfg: Profile, data: RealTrackData, proxy_history: dict[str, Any], gold_history: dict[str, Any]
+               ) -> dict[str, Any]:
+    """`rm/metrics.json`: both reward models' held-out pair accuracy (the proxy's `acc_heldout_pairs`, the gold
+    model's `gold_rm_acc_heldout_pairs`) and accuracy on their own pairs, what the gold model started from."""
+    return {"acc_heldout_pairs": proxy_history["heldout_acc"][-1],
+            "gold_rm_acc_heldout_pairs": gold_history["heldout_acc"][-1],
+            "acc_train_data": proxy_history["train_acc"][-1], "gold_rm_acc_train_data": gold_history["train_acc"][-1],
+            "score_shift": proxy_history["score_shift"], "gold_rm_score_shift": gold_history["score_shift"],
+            "gold_rm_base": cfg.eval.large_hub_model or "GPT-L", "n_proxy_comparisons": len(data.proxy_half),
+            "n_gold_comparisons": len(data.gold_half), "n_heldout_pairs": len(data.heldout),
+            "train_seconds": {"proxy_rm": proxy_history["train_seconds"], "gold_rm": gold_history["train_seconds"]}}
+
+
+def ppo_metrics(cfg: Profile, data: RealTrackData, runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`ppo/metrics.json`: per run (PPO, PPO-ptx) the curves of each rollout batch (proxy score, KL, gold score,
+    reward) and of the evaluation prompts, the final KL, the pretraining coefficient, the wall times."""
+    return {"ptx_coef": cfg.ppo.ptx_coef_05, "n_ppo_prompts": len(data.ppo_prompts),
+            "kl_final": {run: h["kl"][-1] for run, h in runs.items()},
+            "ppo_curves": {run: {k: h[k] for k in ("step", "episodes", "rm_score", "kl", "gold", "reward")}
+                           for run, h in runs.items()},
+            "ppo_eval": {run: h["eval"] for run, h in runs.items()},
+            "train_seconds": {run: h["seconds"][-1] for run, h in runs.items()}}
+
+
+def eval_metrics(data: RealTrackData, samples: dict[str, dict[str, list]], wins: dict[str, dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """`eval/metrics.json`: the gold model's win rates of SFT, PPO and PPO-ptx against SFT with their 95% intervals
+    (`gold_rm_winrate_vs_sft`, `gold_rm_winrate_vs_sft_ci`), each policy's mean proxy and gold scores and KL to SFT.
+    All of them real-data figures, judged by a reward model, not by people."""
+    out: dict[str, Any] = {"gold_rm_winrate_vs_sft": {p: wins[p]["winrate"] for p in POLICIES},
+                           "gold_rm_winrate_vs_sft_ci": {p: wins[p]["ci"] for p in POLICIES},
+                           "n_eval_prompts": len(data.eval_prompts)}
     for key, name in (("rm", "proxy_rm_score"), ("gold_rm", "gold_rm_score"), ("kl", "kl_to_sft")):
         means = {p: mean_ci(samples[p][key]) for p in POLICIES}
         out[name], out[f"{name}_ci"] = {p: m for p, (m, _) in means.items()}, {p: h for p, (_, h) in means.items()}
-    return out | {k: v for k, v in data.counts.items() if k.startswith("n_")}
+    return out
 
 
 def build_real(cfg: Profile, progress: bool = True) -> dict[str, Any]:
     """Notebook 08's steps in its order, without the prose and plots: the base model, the data, SFT, the proxy and
-    gold reward models, PPO and PPO-ptx, the gold model's judgement, `real/metrics.json`."""
+    gold reward models, PPO and PPO-ptx, the gold model's judgement; each stage's `metrics.json` in
+    `artifacts/<run>-real/` as soon as the stage ends. Returns {stage: metrics}."""
     from rlhf_lib.base_model import load_base
 
     model, tokenizer = load_base(cfg)
     data = load_real(cfg, tokenizer)
+    out = {}
     sft_history = train_real_sft(cfg, model, tokenizer, data, progress)
+    write_stage_metrics(cfg, "sft", out.setdefault("sft", sft_metrics(data, sft_history)))
     proxy, proxy_history = train_proxy_rm(cfg, tokenizer, data, progress)
     gold, gold_history = train_gold_rm(cfg, tokenizer, data, progress)
+    write_stage_metrics(cfg, "rm", out.setdefault("rm", rm_metrics(cfg, data, proxy_history, gold_history)))
     runs = run_real_ppo(cfg, tokenizer, data, proxy, gold, progress)
+    write_stage_metrics(cfg, "ppo", out.setdefault("ppo", ppo_metrics(cfg, data, runs)))
     policies = {"sft": load_real_model(cfg, "sft"), "ppo": runs["ppo"]["ema"], "ppo_ptx": runs["ppo_ptx"]["ema"]}
     samples = sample_policies(cfg, tokenizer, data, policies, proxy, gold)
     gold_judge = rm_judge(gold, tokenizer, cfg.real.max_len)
     wins = win_rates(gold_judge, [r.prompt for r in data.eval_prompts],
                      {"sft": samples["sft_again"]["texts"], "ppo": samples["ppo"]["texts"],
                       "ppo_ptx": samples["ppo_ptx"]["texts"]}, samples["sft"]["texts"], cfg.seed)
-    metrics = real_metrics(cfg, data, sft_history, proxy_history, gold_history, runs, samples, wins)
-    write_metrics(cfg.name, STEP, metrics)
-    return metrics
+    write_stage_metrics(cfg, "eval", out.setdefault("eval", eval_metrics(data, samples, wins)))
+    return out

@@ -25,6 +25,7 @@ import torch
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from rlhf_lib import gpt2_tokenizer as g2
+from rlhf_lib.config import REAL_STAGES
 from rlhf_lib.pipeline import NOTEBOOKS
 from test_real_track import METRIC_KEYS as REAL_METRIC_KEYS
 from test_real_track import write_real_samples
@@ -190,7 +191,7 @@ def as_sets(sets: dict[str, object]) -> list[str]:
 def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_dir):
     """Both tracks. The world's: every step writes its metrics; GPT-2 and GPT-L are pretrained further on the world,
     perplexity before and after recorded. The real data's: SFT, the proxy and gold reward models and both PPO runs
-    read the local files and write `real/metrics.json`. Nothing tried the network."""
+    read the local files and write their stages' metrics in `artifacts/gpt2-real/`. Nothing tried the network."""
     gpt2 = stand_in(tmp_path / "gpt2", gpt2_tokenizer_dir, n_embd=32, seed=0)
     gpt_l = stand_in(tmp_path / "gpt2-medium", gpt2_tokenizer_dir, n_embd=48, seed=1)
     sets = {"base.hub_model": str(gpt2), "eval.large_hub_model": str(gpt_l), "data.real_sft": None,
@@ -217,15 +218,19 @@ def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_
     run = main_job_offline(tmp_path, "--profile", "gpt2", *as_sets(real_sets), timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert "base: complete, skipped" in run.stdout + run.stderr and "data: running" not in run.stdout + run.stderr
-    real = json.loads((out / "real" / "metrics.json").read_text())
-    assert REAL_METRIC_KEYS <= set(real)
+    real_run = tmp_path / "artifacts" / "gpt2-real"  # the track's own folder, one per stage
+    stages = {stage: json.loads((real_run / stage / "metrics.json").read_text()) for stage in REAL_STAGES}
+    for stage, keys in REAL_METRIC_KEYS.items():
+        assert keys <= set(stages[stage]), f"{stage}: missing {sorted(keys - set(stages[stage]))}"
+    real = stages["eval"]
     assert set(real["gold_rm_winrate_vs_sft"]) == set(real["gold_rm_winrate_vs_sft_ci"]) == {"sft", "ppo", "ppo_ptx"}
-    assert real["data_counts"]["sft"]["rows"] == 40 and real["data_counts"]["rm_train"]["rows"] == 60  # read
-    assert real["n_sft_records"] == 30 and real["n_proxy_comparisons"] > 0 and real["n_gold_comparisons"] > 0
-    gold_rm = json.loads((out / "real" / "gold_rm" / "model" / "config.json").read_text())
+    sft = stages["sft"]
+    assert sft["data_counts"]["sft"]["rows"] == 40 and sft["data_counts"]["rm_train"]["rows"] == 60  # read
+    assert sft["n_sft_records"] == 30 and sft["n_proxy_comparisons"] > 0 and sft["n_gold_comparisons"] > 0
+    gold_rm = json.loads((real_run / "rm" / "gold" / "model" / "config.json").read_text())
     assert gold_rm["n_embd"] == 48 and gold_rm["vocab_size"] == 50258  # from GPT-L, with GPT-2's tokens and PAD
     assert (out / "notebooks" / "08_real_data.ipynb").exists()
-    assert "judged by the gold reward model" in (out / "report.md").read_text()
+    assert "judged by the gold reward model" in (real_run / "report.md").read_text()
     assert refused(tmp_path) == [], "the real-data track tried the network with local files"
 
 

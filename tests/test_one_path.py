@@ -42,8 +42,9 @@ STAGES = {
         "normalize_on_demonstrations", "run_ppo_round2", "best_of_n_points", "frontier", "frontier_fits", "best_at_kl",
         "round2_effect", "judge_methods", "alternatives_metrics", "run_extras", "write_metrics"]),
     "08_real_data.ipynb": (real_track.build_real, [
-        "load_base", "load_real", "train_real_sft", "train_proxy_rm", "train_gold_rm", "run_real_ppo",
-        "load_real_model", "sample_policies", "rm_judge", "win_rates", "real_metrics", "write_metrics"]),
+        "load_base", "load_real", "train_real_sft", "write_stage_metrics", "sft_metrics", "train_proxy_rm",
+        "train_gold_rm", "rm_metrics", "run_real_ppo", "ppo_metrics", "load_real_model", "sample_policies", "rm_judge",
+        "win_rates", "eval_metrics"]),
 }
 
 

@@ -122,8 +122,8 @@ def test_the_real_source_runs_the_base_model_and_notebook_08_and_reports_its_win
 
     monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))
     seen = []
-    real = {"acc_heldout_pairs": 0.61, "gold_rm_acc_heldout_pairs": 0.64, "n_heldout_pairs": 200,
-            "gold_rm_winrate_vs_sft": {"sft": 0.5, "ppo": 0.58, "ppo_ptx": 0.55},
+    rm = {"acc_heldout_pairs": 0.61, "gold_rm_acc_heldout_pairs": 0.64, "n_heldout_pairs": 200}
+    real = {"gold_rm_winrate_vs_sft": {"sft": 0.5, "ppo": 0.58, "ppo_ptx": 0.55},
             "gold_rm_winrate_vs_sft_ci": {"sft": [0.45, 0.55], "ppo": [0.53, 0.63], "ppo_ptx": [0.5, 0.6]},
             "proxy_rm_score": {"sft": 0.0, "ppo": 1.2, "ppo_ptx": 1.0},
             "gold_rm_score": {"sft": 0.0, "ppo": 0.3, "ppo_ptx": 0.2},
@@ -132,15 +132,21 @@ def test_the_real_source_runs_the_base_model_and_notebook_08_and_reports_its_win
     def fake_execute(source, out, parameters, **kwargs):
         seen.append((Path(source).name, parameters))
         step = dict((nb, s) for s, nb in pipeline.REAL_NOTEBOOKS)[Path(source).name]
-        (tmp_path / "smoke" / step).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "smoke" / step / "metrics.json").write_text(json.dumps(real if step == "real" else {"x": 1}))
+        written = {("smoke-real", "rm"): rm, ("smoke-real", "eval"): real} if step == "real" else {("smoke", step): {}}
+        for (run, stage), metrics in written.items():
+            (tmp_path / run / stage).mkdir(parents=True, exist_ok=True)
+            (tmp_path / run / stage / "metrics.json").write_text(json.dumps(metrics))
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
     assert pipeline.main(["--profile", "smoke", *REAL_SETS]) == 0
     assert [nb for nb, _ in seen] == ["00_base_model.ipynb", "08_real_data.ipynb"]
     assert seen[1][1]["overrides"]["data.source"] == "real"
-    report = (tmp_path / "smoke" / "report.md").read_text()
+    report = (tmp_path / "smoke-real" / "report.md").read_text()  # the track's own folder
     assert "| ppo | 0.580 [0.530, 0.630] | 1.200 | 0.300 | 4.00 |" in report and "02_sft" not in report
+    assert "proxy 0.610, gold 0.640 (200 pairs)" in report and "| `acc_heldout_pairs` | 0.61 |" in report
+    seen.clear()
+    assert pipeline.main(["--profile", "smoke", *REAL_SETS]) == 0  # complete: eval/metrics.json of smoke-real
+    assert seen == []
 
     assert pipeline.main(["--profile", "smoke", *REAL_SETS, "--steps", "sft"]) == 2
     assert "Valid steps: base, real (data.source='real')" in capsys.readouterr().err

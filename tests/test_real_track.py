@@ -15,7 +15,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from rlhf_lib import real_track
-from rlhf_lib.config import get_profile
+from rlhf_lib.config import REAL_STAGES, get_profile
 from rlhf_lib.labels import Judgement
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
@@ -166,11 +166,16 @@ def stand_in(path: Path, tokenizer, n_embd: int, n_layer: int) -> None:
     save_base(GPT2LMHeadModel(config), tokenizer, path)
 
 
-METRIC_KEYS = {"acc_heldout_pairs", "gold_rm_acc_heldout_pairs", "gold_rm_winrate_vs_sft", "gold_rm_winrate_vs_sft_ci",
-               "proxy_rm_score", "proxy_rm_score_ci", "gold_rm_score", "gold_rm_score_ci", "kl_to_sft", "kl_to_sft_ci",
-               "sft_valid_loss_per_epoch", "ppo_curves", "ppo_eval", "n_sft_records", "n_proxy_comparisons",
-               "n_gold_comparisons", "n_heldout_pairs", "n_eval_prompts", "n_ppo_prompts"}
-"""What `real/metrics.json` must hold (notebook 08 and the main job's report read them)."""
+METRIC_KEYS = {
+    "sft": {"sft_valid_loss_per_epoch", "valid_loss", "data_counts", "n_sft_records", "n_sft_valid",
+            "n_proxy_comparisons", "n_gold_comparisons", "n_heldout_pairs", "n_ppo_prompts", "n_eval_prompts"},
+    "rm": {"acc_heldout_pairs", "gold_rm_acc_heldout_pairs", "acc_train_data", "gold_rm_acc_train_data",
+           "gold_rm_base", "n_heldout_pairs"},
+    "ppo": {"ppo_curves", "ppo_eval", "kl_final", "ptx_coef"},
+    "eval": {"gold_rm_winrate_vs_sft", "gold_rm_winrate_vs_sft_ci", "proxy_rm_score", "proxy_rm_score_ci",
+             "gold_rm_score", "gold_rm_score_ci", "kl_to_sft", "kl_to_sft_ci", "n_eval_prompts"}}
+"""What each stage's `metrics.json` in `artifacts/<run>-real/` must hold (notebook 08 and the main job's report read
+them)."""
 
 
 def test_build_real_runs_the_track_on_tiny_models(files, tokenizer, tmp_path, monkeypatch):
@@ -181,22 +186,26 @@ def test_build_real_runs_the_track_on_tiny_models(files, tokenizer, tmp_path, mo
     cfg = tiny_profile(files)
     stand_in(model_dir(cfg.name), tokenizer, n_embd=32, n_layer=1)
     stand_in(large_dir(cfg.name), tokenizer, n_embd=48, n_layer=2)
-    metrics = real_track.build_real(cfg, progress=False)
+    stages = real_track.build_real(cfg, progress=False)
 
-    assert METRIC_KEYS <= set(metrics)
-    assert json.loads((tmp_path / "smoke" / "real" / "metrics.json").read_text()).keys() == metrics.keys()
+    run = tmp_path / "smoke-real"  # the track's own folder: the world's `smoke/rm/` is not touched
+    assert set(stages) == set(REAL_STAGES) and not (tmp_path / "smoke" / "rm").exists()
+    for stage, keys in METRIC_KEYS.items():
+        assert keys <= set(stages[stage]), f"{stage}: missing {sorted(keys - set(stages[stage]))}"
+        assert json.loads((run / stage / "metrics.json").read_text()).keys() == stages[stage].keys()
+    sft, rm, ppo, metrics = (stages[s] for s in REAL_STAGES)
     for policy in ("sft", "ppo", "ppo_ptx"):
         rate, (lo, hi) = metrics["gold_rm_winrate_vs_sft"][policy], metrics["gold_rm_winrate_vs_sft_ci"][policy]
         assert 0 <= lo <= rate <= hi <= 1
     assert metrics["kl_to_sft"]["sft"] == 0.0  # SFT's own samples, scored by SFT
-    assert 0 <= metrics["acc_heldout_pairs"] <= 1 and 0 <= metrics["gold_rm_acc_heldout_pairs"] <= 1
-    assert metrics["n_sft_records"] == 30 and metrics["n_eval_prompts"] > 0
-    assert len(metrics["sft_valid_loss_per_epoch"]) == 2  # before and after the one epoch: SFT read the records
-    assert metrics["sft_valid_loss_per_epoch"][1] < metrics["sft_valid_loss_per_epoch"][0]
-    for run in ("ppo", "ppo_ptx"):
-        assert metrics["ppo_curves"][run]["step"] == [1, 2] and len(metrics["ppo_curves"][run]["gold"]) == 2
-        assert (tmp_path / "smoke" / "real" / run / "model" / "config.json").exists()
-    for part in ("sft", "proxy_rm", "gold_rm"):
-        assert (tmp_path / "smoke" / "real" / part / "model" / "config.json").exists()
-    gold_width = json.loads((tmp_path / "smoke" / "real" / "gold_rm" / "model" / "config.json").read_text())["n_embd"]
+    assert 0 <= rm["acc_heldout_pairs"] <= 1 and 0 <= rm["gold_rm_acc_heldout_pairs"] <= 1
+    assert sft["n_sft_records"] == 30 and metrics["n_eval_prompts"] > 0
+    assert len(sft["sft_valid_loss_per_epoch"]) == 2  # before and after the one epoch: SFT read the records
+    assert sft["sft_valid_loss_per_epoch"][1] < sft["sft_valid_loss_per_epoch"][0]
+    for name in ("ppo", "ppo_ptx"):
+        assert ppo["ppo_curves"][name]["step"] == [1, 2] and len(ppo["ppo_curves"][name]["gold"]) == 2
+        assert (run / "ppo" / name / "model" / "config.json").exists()
+    for place in ("sft", "rm", "rm/gold"):
+        assert (run / place / "model" / "config.json").exists()
+    gold_width = json.loads((run / "rm" / "gold" / "model" / "config.json").read_text())["n_embd"]
     assert gold_width == 48  # the gold reward model is GPT-L's, not the SFT model's
