@@ -41,3 +41,42 @@ def test_a_local_copy_loads_and_its_own_errors_pass_through(tmp_path):
     with pytest.raises(OSError) as err:  # a folder without weights: transformers' message, not "hub unreachable"
         from_hub(GPT2LMHeadModel.from_pretrained, str(tmp_path / "broken"), "base.hub_model")
     assert not isinstance(err.value, HubUnavailable)
+
+
+def test_hub_reachable_asks_the_endpoints_host(monkeypatch):
+    import socket
+
+    from rlhf_lib.hub import hub_reachable
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert hub_reachable()
+    server.close()  # nothing listens there any more: refused at once
+    assert not hub_reachable()
+
+
+def test_an_unreachable_hub_is_read_from_the_cache_only_and_the_mode_is_restored(monkeypatch):
+    """Without this, transformers retries each file for about 25 s before the project's message can come."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    from rlhf_lib import hub
+
+    seen = []
+
+    def load(name):
+        seen.append((huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE))
+        raise OSError("not in the cache")
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    with pytest.raises(HubUnavailable, match="not in the cache"):
+        from_hub(load, "gpt2", "base.hub_model")
+    assert seen == [(True, True)]
+    assert (huggingface_hub.constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE) == (False, False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    with pytest.raises(HubUnavailable):
+        from_hub(load, "gpt2", "base.hub_model")
+    assert seen[1] == (False, False)  # reachable: the libraries decide, as they would without the project
