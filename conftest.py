@@ -38,11 +38,6 @@ def world() -> World:
     return build_world(0, n_people=30, n_places=8, n_animals=10, n_objects=12, n_misconceptions=6)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "after_notebooks: reads the smoke run the notebooks wrote (`smoke_artifacts`); "
-                                       "runs after the notebooks, so that each notebook executes once per pytest")
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The session's temporary artifacts (about 100 MB of smoke models) go when the session ends."""
     if _SESSION_ARTIFACTS is not None:
@@ -50,8 +45,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """Tests marked `after_notebooks` run last: by then nbval has executed every notebook in the smoke profile."""
-    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+    """`tests/test_smoke_run.py` runs last: by then nbval has executed every notebook in the smoke profile into this
+    session's artifacts folder, and its tests read what they wrote (`smoke_artifacts`)."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_smoke_run.py"))
 
 
 @pytest.fixture(scope="session")
