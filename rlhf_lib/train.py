@@ -1,6 +1,7 @@
 """Train one stage of the pipeline from the command line, in one process or data-parallel on several:
 
     python -m rlhf_lib.train sft --profile default
+    python -m rlhf_lib.train sft rm ppo --profile default   # several stages, in this order, in one process
     python -m rlhf_lib.train real --profile gpt2     # the real-data track (notebook 08)
     accelerate launch --multi_gpu --num_processes 8 -m rlhf_lib.train ppo --profile gpt2
 
@@ -41,20 +42,26 @@ def build(stage: str, profile: str, progress: bool = True, overrides: dict | Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rlhf_lib.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", help=f"one of: {', '.join(STAGES)}")
+    parser.add_argument("stages", nargs="+", metavar="stage", help=f"one or more of: {', '.join(STAGES)}")
     parser.add_argument("--profile", default="default", help=f"one of: {', '.join(PROFILES)}")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="change a profile field, as the main job's --set, e.g. --set ppo.beta=0.05 (repeatable)")
     args = parser.parse_args(argv)
     from rlhf_lib.training import process_info
 
-    try:
-        metrics = build(args.stage, args.profile, progress=process_info()[0] == 0, overrides=parse_sets(args.set))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+    unknown = [s for s in args.stages if s not in STAGES]
+    if unknown:  # before any stage runs
+        print(f"error: Unknown stage {unknown[0]!r}. Valid stages: {', '.join(STAGES)}.", file=sys.stderr)
         return 2
-    if process_info()[0] == 0:
-        print({k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+    first = process_info()[0] == 0
+    for stage in args.stages:
+        try:
+            metrics = build(stage, args.profile, progress=first, overrides=parse_sets(args.set))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if first:
+            print(f"{stage}:", {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
     return 0
 
 

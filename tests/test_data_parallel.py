@@ -70,3 +70,16 @@ def test_the_command_line_takes_the_main_jobs_sets(monkeypatch, capsys):
     assert "'beta': 0.05" in out and "'hub_model': '/models/gpt2'" in out
     assert train.main(["probe", "--profile", "smoke", "--set", "ppo.no_such_field=1"]) == 2
     assert "no_such_field" in capsys.readouterr().err
+
+
+def test_the_command_line_runs_several_stages_in_order_and_checks_them_all_first(monkeypatch, capsys):
+    from rlhf_lib import train
+
+    ran = []
+    monkeypatch.setitem(train.STAGES, "probe", f"{__name__}:echo_stage")
+    monkeypatch.setattr(train, "build", lambda stage, *a, **k: ran.append(stage) or {"stage": stage})
+    assert train.main(["probe", "base", "probe", "--profile", "smoke"]) == 0
+    assert ran == ["probe", "base", "probe"]
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["probe", "base", "probe"]
+    assert train.main(["probe", "finetune", "--profile", "smoke"]) == 2  # nothing runs: the typo is found first
+    assert ran == ["probe", "base", "probe"] and "Unknown stage 'finetune'" in capsys.readouterr().err

@@ -52,13 +52,14 @@ def test_second_run_skips_complete_steps(smoke_artifacts, main_job):
 
 @pytest.mark.slow
 def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, tmp_path):
-    """Each stage by `python -m rlhf_lib.train <stage>` (in a fresh artifacts folder) writes the keys its notebook
-    wrote in this session's smoke run."""
+    """Each stage by `python -m rlhf_lib.train <stage>` (every stage in order, in one process and a fresh artifacts
+    folder) writes the keys its notebook wrote in this session's smoke run."""
     env = {**os.environ, "RLHF_ARTIFACTS": str(tmp_path)}
-    for step, _ in NOTEBOOKS:
-        result = subprocess.run([sys.executable, "-m", "rlhf_lib.train", step, "--profile", "smoke"], env=env,
-                                capture_output=True, text=True, timeout=1200)
-        assert result.returncode == 0, f"train {step}: " + result.stderr[-3000:]
+    steps = [step for step, _ in NOTEBOOKS]
+    result = subprocess.run([sys.executable, "-m", "rlhf_lib.train", *steps, "--profile", "smoke"], env=env,
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, "train: " + result.stderr[-3000:]
+    assert [line.split(":")[0] for line in result.stdout.splitlines() if line.split(":")[0] in steps] == steps
     for step, notebook in NOTEBOOKS:
         by_notebook = json.loads((smoke_artifacts / "smoke" / step / "metrics.json").read_text())
         by_train = json.loads((tmp_path / "smoke" / step / "metrics.json").read_text())
