@@ -227,9 +227,11 @@ def write_report(profile: str, timings: dict[str, Any], seed: int = 0,
         lines.append("")
     lines += ["## Steps", "", f"Run time of the steps that ran: {total / 60:.1f} min.", "",
               "| step | notebook | status | seconds |", "|---|---|---|---|"]
+    # `run_step` keeps every executed notebook in the run's own folder, beside the real-data track's (`<run>-real`)
+    executed = "../" + profile.removesuffix("-real") + "/notebooks" if real_track else "notebooks"
     for step, notebook in notebooks:
         t = timings.get(step, {})
-        lines.append(f"| {step} | [{notebook}](notebooks/{notebook}) | {t.get('status', 'not run')} | "
+        lines.append(f"| {step} | [{notebook}]({executed}/{notebook}) | {t.get('status', 'not run')} | "
                      f"{t.get('seconds') if t.get('seconds') is not None else '-'} |")
     for step in REAL_STAGES if real_track else [step for step, _ in notebooks]:
         metrics = read_metrics(profile, step)

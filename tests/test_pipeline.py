@@ -107,6 +107,7 @@ def test_the_real_source_runs_the_base_model_and_notebook_08_and_reports_its_win
     report = (tmp_path / "smoke-real" / "report.md").read_text()  # the track's own folder
     assert "| ppo | 0.580 [0.530, 0.630] | 1.200 | 0.300 | 4.00 |" in report and "02_sft" not in report
     assert "proxy 0.610, gold 0.640 (200 pairs)" in report and "| `acc_heldout_pairs` | 0.61 |" in report
+    assert "[08_real_data.ipynb](../smoke/notebooks/08_real_data.ipynb)" in report  # where run_step wrote it
     seen.clear()
     assert pipeline.main(["--profile", "smoke", *REAL_SETS]) == 0  # complete: eval/metrics.json of smoke-real
     assert seen == []
