@@ -56,10 +56,10 @@ def notebooks_for(source: str) -> list[tuple[str, str]]:
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 
-def step_metrics(run: str, step: str) -> dict[str, Any] | None:
-    """The metrics that mark `step` of `run` complete: its own `metrics.json`, or for the real-data track's step
-    "real" the last stage's, `artifacts/<run>-real/eval/metrics.json`."""
-    return read_metrics(real_run_name(run), REAL_STAGES[-1]) if step == "real" else read_metrics(run, step)
+def completion_step(run: str, step: str) -> tuple[str, str]:
+    """(run folder, step folder) whose `metrics.json` marks `step` of `run` complete: the step's own, or for the
+    real-data track's step "real" its last stage's, `artifacts/<run>-real/eval/`."""
+    return (real_run_name(run), REAL_STAGES[-1]) if step == "real" else (run, step)
 
 
 def seed_run_name(profile: str, seed: int) -> str:
@@ -92,9 +92,9 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
     except papermill.PapermillExecutionError as err:
         raise StepFailed(f"step {step} ({notebook}) stopped. {err.ename}: {err.evalue}\nThe executed notebook, "
                          f"with the full traceback: {out}") from err
-    if step_metrics(name, step) is None:
-        where = step_dir(*((real_run_name(name), REAL_STAGES[-1]) if step == "real" else (name, step)), create=False)
-        raise RuntimeError(f"{notebook} ran but did not write {where}/metrics.json.")
+    if read_metrics(*completion_step(name, step)) is None:
+        raise RuntimeError(f"{notebook} ran but did not write "
+                           f"{step_dir(*completion_step(name, step), create=False)}/metrics.json.")
     return time.time() - start
 
 
@@ -116,7 +116,7 @@ def run(profile: str, force: bool = False, steps: list[str] | None = None, log_o
     bar = tqdm(todo, desc=f"pipeline [{name}]", unit="step")
     for step, notebook in bar:
         bar.set_postfix(step=step)
-        if not force and step_metrics(name, step) is not None:
+        if not force and read_metrics(*completion_step(name, step)) is not None:
             tqdm.write(f"  {step}: complete, skipped (use --force to rerun)")
             timings.setdefault(step, {"seconds": None})["status"] = "skipped"
             continue
@@ -185,8 +185,8 @@ def real_track_lines(rm: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
              f"Reward models' held-out pair accuracy: proxy {rm['acc_heldout_pairs']:.3f}, gold "
              f"{rm['gold_rm_acc_heldout_pairs']:.3f} ({rm['n_heldout_pairs']} pairs).", "",
              "| policy | gold-RM win rate vs SFT [95% CI] | proxy RM | gold RM | KL to SFT |", "|---|---|---|---|---|"]
-    for p in ("sft", "ppo", "ppo_ptx"):
-        rate, (lo, hi) = metrics["gold_rm_winrate_vs_sft"][p], metrics["gold_rm_winrate_vs_sft_ci"][p]
+    for p, rate in metrics["gold_rm_winrate_vs_sft"].items():
+        lo, hi = metrics["gold_rm_winrate_vs_sft_ci"][p]
         lines.append(f"| {p} | {rate:.3f} [{lo:.3f}, {hi:.3f}] | {metrics['proxy_rm_score'][p]:.3f} | "
                      f"{metrics['gold_rm_score'][p]:.3f} | {metrics['kl_to_sft'][p]:.2f} |")
     return lines + [""]

@@ -30,10 +30,15 @@ STAGES = {"base": "rlhf_lib.base_model:build_base", "data": "rlhf_lib.dataset:bu
 the maintainers)."""
 
 
-def build(stage: str, profile: str, progress: bool = True, overrides: dict | None = None) -> dict:
+def check_stage(stage: str) -> str:
+    """`stage`, or a clear error naming the valid stages."""
     if stage not in STAGES:
         raise ValueError(f"Unknown stage {stage!r}. Valid stages: {', '.join(STAGES)}.")
-    module, name = STAGES[stage].split(":")
+    return stage
+
+
+def build(stage: str, profile: str, progress: bool = True, overrides: dict | None = None) -> dict:
+    module, name = STAGES[check_stage(stage)].split(":")
     fn = getattr(importlib.import_module(module), name)
     kwargs = {"progress": progress} if "progress" in inspect.signature(fn).parameters else {}
     return fn(get_profile(profile, overrides), **kwargs)
@@ -49,19 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from rlhf_lib.training import process_info
 
-    unknown = [s for s in args.stages if s not in STAGES]
-    if unknown:  # before any stage runs
-        print(f"error: Unknown stage {unknown[0]!r}. Valid stages: {', '.join(STAGES)}.", file=sys.stderr)
-        return 2
     first = process_info()[0] == 0
-    for stage in args.stages:
-        try:
-            metrics = build(stage, args.profile, progress=first, overrides=parse_sets(args.set))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if first:
-            print(f"{stage}:", {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+    try:  # every name, profile and field checked before any stage runs
+        stages, overrides = [check_stage(s) for s in args.stages], parse_sets(args.set)
+        get_profile(args.profile, overrides)
+        for stage in stages:
+            metrics = build(stage, args.profile, progress=first, overrides=overrides)
+            if first:
+                print(f"{stage}:", {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))})
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

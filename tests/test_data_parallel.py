@@ -3,7 +3,6 @@ library's unchanged calls, each on its own rows, and end with identical weights.
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 def launch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """`accelerate launch` with two processes; --multi_gpu selects its torchrun launcher, and with no GPU the
     processes talk over gloo on the CPU."""
-    with socket.socket() as probe:  # a free port: tests running side by side (pytest-xdist) never share one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           str(port), *args]
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
     run = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
