@@ -5,9 +5,12 @@ sampled and ranked by training labelers exactly as its training data. Besides ac
 accuracy on pairs of two SFT samples, the pairs PPO has to tell apart. The gold utility is not used.
 
     python experiments/rm_learning_rate.py --profile default --lrs 1e-3,3e-4,1e-4,5e-5,3e-5
+    python experiments/rm_learning_rate.py --lrs 1e-4 --epochs 3     # dev accuracy after each of 3 passes
 
 Needs the profile's SFT model and RM rankings (notebooks 02 and 03, or the main job); one RM per learning rate, about
-3 minutes each in the default profile on 2 CPU cores. Prints one JSON line per learning rate.
+3 minutes per pass over the rankings in the default profile on 2 CPU cores (5 beside another job). Prints one JSON
+line per learning rate; with `--epochs` above 1 the line has the dev accuracies after each pass (`per_epoch`: the
+cosine schedule spans all the passes, as it would in training).
 """
 
 import argparse
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--lrs", default="1e-3,3e-4,1e-4,5e-5,3e-5")
     parser.add_argument("--dev-prompts", type=int, default=600)
+    parser.add_argument("--epochs", type=int, default=1, help="passes over the rankings (the profile's rm.epochs: 1)")
     args = parser.parse_args()
     cfg = get_profile(args.profile)
     tokenizer = load_sft(cfg)[1]
@@ -50,12 +54,14 @@ def main() -> None:
     dev, sft_only = dev_split(cfg, args.dev_prompts)
     for lr in (float(x) for x in args.lrs.split(",")):
         rm = R.RewardModel.from_lm(load_sft(cfg)[0], cfg.seed)
-        history = R.train_rm(rm, tokenizer, train, {}, get_profile(args.profile, {"rm.lr": lr}).rm, cfg.seed,
-                             evals_per_epoch=1, progress=False, speed=cfg.speed)
-        acc = R.accuracies(rm, tokenizer, {"dev": dev, "dev_sft_only": sft_only},
-                           min(cfg.rm.max_len, rm.config.n_positions))
-        print(json.dumps({"lr": lr, "train_prompts": len(train), **{k: round(v, 4) for k, v in acc.items()},
-                          "train_data": round(history["train_acc"][-1], 4),
+        sets = {"dev": dev, "dev_sft_only": sft_only}
+        history = R.train_rm(rm, tokenizer, train, sets, get_profile(args.profile, {"rm.lr": lr}).rm, cfg.seed,
+                             epochs=args.epochs, evals_per_epoch=1, progress=False, speed=cfg.speed)
+        per_epoch = [{"epoch": round(e, 2), **{k: round(history[f"{k}_acc"][i], 4) for k in ("train", *sets)}}
+                     for i, e in enumerate(history["eval_step"])]
+        print(json.dumps({"lr": lr, "epochs": args.epochs, "train_prompts": len(train),
+                          **{k: per_epoch[-1][k] for k in sets}, "train_data": per_epoch[-1]["train"],
+                          **({"per_epoch": per_epoch} if args.epochs > 1 else {}),
                           "seconds": round(history["train_seconds"])}), flush=True)
 
 
