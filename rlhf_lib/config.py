@@ -238,7 +238,10 @@ class RMConfig:
     max_new_tokens: int = 48
     """Longest sampled completion."""
     epochs: int = 1
-    """Passes over the rankings (the paper: 1; the RM overfits after that)."""
+    """Passes over the rankings (the paper: 1; the RM overfits after that). The same here: on the dev split of
+    `experiments/rm_learning_rate.py --epochs 3` (default profile, seed 0) dev accuracy 0.659, 0.658, 0.655 and on
+    pairs of two SFT answers 0.601, 0.598, 0.600 after passes 1, 2, 3, while accuracy on its training data rises 0.70,
+    0.75, 0.76."""
     batch_size: int = 8
     """Prompts per step; each brings all its K completions."""
     lr: float = 1e-4
