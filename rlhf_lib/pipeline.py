@@ -92,9 +92,9 @@ def run_step(step: str, notebook: str, profile: str, log_output: bool = False, s
     except papermill.PapermillExecutionError as err:
         raise StepFailed(f"step {step} ({notebook}) stopped. {err.ename}: {err.evalue}\nThe executed notebook, "
                          f"with the full traceback: {out}") from err
-    if read_metrics(*completion_step(name, step)) is None:
-        raise RuntimeError(f"{notebook} ran but did not write "
-                           f"{step_dir(*completion_step(name, step), create=False)}/metrics.json.")
+    done = completion_step(name, step)
+    if read_metrics(*done) is None:
+        raise RuntimeError(f"{notebook} ran but did not write {step_dir(*done, create=False)}/metrics.json.")
     return time.time() - start
 
 
