@@ -12,20 +12,24 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def launch(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`accelerate launch` with two processes; --multi_gpu selects its torchrun launcher, and with no GPU the
-    processes talk over gloo on the CPU."""
+def launch(job, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`accelerate launch` with two processes, from a background job (`conftest.Background`); --multi_gpu selects its
+    torchrun launcher, and with no GPU the processes talk over gloo on the CPU."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
-    run = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
-                         capture_output=True, text=True, timeout=600)
+    return job.run(cmd, cwd=REPO, env={**job.env, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
+
+
+def train_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
+    """Background job: the worker script's SFT, RM and PPO steps in two processes, writing into the job's folder."""
+    return launch(job, str(REPO / "tests" / "data_parallel_worker.py"), str(job.folder)), job.folder
+
+
+@pytest.mark.background(job=train_in_two_processes)
+def test_two_processes_train_on_different_rows_and_stay_in_sync(background_result):
+    run, out = background_result
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run
-
-
-def test_two_processes_train_on_different_rows_and_stay_in_sync(tmp_path):
-    launch(str(REPO / "tests" / "data_parallel_worker.py"), str(tmp_path))
-    a, b = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    a, b = (json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1))
     assert (a["rank"], b["rank"], a["n_proc"]) == (0, 1, 2)
     for key in ("sft", "rm", "ppo_policy", "ppo_value", "ppo_ema"):
         assert a[key] == b[key], f"{key}: the two processes' weights differ"
@@ -34,13 +38,21 @@ def test_two_processes_train_on_different_rows_and_stay_in_sync(tmp_path):
         assert a[key] != b[key], key                  # ... each on its own rows
 
 
+def sft_stage_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
+    """Background job: `python -m rlhf_lib.train sft` in two processes, its artifacts in the job's folder."""
+    return launch(job, "-m", "rlhf_lib.train", "sft", "--profile", "smoke",
+                  env={"RLHF_ARTIFACTS": str(job.folder)}), job.folder
+
+
 @pytest.mark.slow
-def test_a_pipeline_stage_runs_data_parallel_through_the_command_line(tmp_path):
-    launch("-m", "rlhf_lib.train", "sft", "--profile", "smoke", env={"RLHF_ARTIFACTS": str(tmp_path)})
+@pytest.mark.background(job=sft_stage_in_two_processes)
+def test_a_pipeline_stage_runs_data_parallel_through_the_command_line(background_result):
+    run, root = background_result
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for step in ("data", "base", "sft"):
-        assert (tmp_path / "smoke" / step / "metrics.json").exists(), step
-    assert (tmp_path / "smoke" / "sft" / "model" / "model.safetensors").exists()
-    leftovers = [p.name for p in (tmp_path / "smoke" / "sft").iterdir() if p.name.startswith(".")]
+        assert (root / "smoke" / step / "metrics.json").exists(), step
+    assert (root / "smoke" / "sft" / "model" / "model.safetensors").exists()
+    leftovers = [p.name for p in (root / "smoke" / "sft").iterdir() if p.name.startswith(".")]
     assert not leftovers, leftovers  # the second process's copies were discarded, not left behind
 
 

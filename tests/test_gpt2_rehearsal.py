@@ -2,11 +2,12 @@
 
 A stand-in for the hub's GPT-2 and GPT-L: randomly initialised models of GPT-2's shape where it matters (GPT-2's
 real tokenizer with its 50,257 tokens and `<|endoftext|>`, a 1,024-token context), narrow and shallow so that a CPU
-runs them, saved with `save_pretrained` like a hub download. The main job then runs the `gpt2` profile on them, step
-counts cut down by `--set`, in a subprocess whose every connection to a non-loopback address is refused: the kernels
-papermill starts inherit the refusal through PYTHONPATH and still talk to it over loopback. The real-data track
-(`data.source="real"`, notebook 08) then runs on the same base model, from small local files in Dolly's and
-HH-RLHF's public schemas (`test_real_track.write_real_samples`).
+runs them, saved with `save_pretrained` like a hub download (tests/gpt2_stand_ins.py). The main job then runs the
+`gpt2` profile on them, step counts cut down by `--set`, in a subprocess whose every connection to a non-loopback
+address is refused: the kernels papermill starts inherit the refusal through PYTHONPATH and still talk to it over
+loopback. The real-data track (`data.source="real"`, notebook 08) then runs on the same base model, from small local
+files in Dolly's and HH-RLHF's public schemas (`test_real_track.write_real_samples`). The main jobs are background
+jobs (`conftest.Background`): they run beside the other tests, and the tests assert on what they returned.
 
 The tokenizer is rebuilt from `gpt2.tiktoken` (openai-whisper's sdist on PyPI, cached in ~/.cache/rlhf_lib); the
 tests skip, saying why, only where that file can be neither found nor downloaded.
@@ -21,8 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+from transformers import AutoTokenizer
 
 from rlhf_lib import gpt2_tokenizer as g2
 from rlhf_lib.config import REAL_STAGES
@@ -119,48 +119,35 @@ HUB_FREE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 """Unset in the subprocess: a user offline has not set them, so only the refused sockets keep it off the network."""
 
 
-@pytest.fixture(scope="module")
-def gpt2_tokenizer_dir(tmp_path_factory) -> Path:
-    """GPT-2's real tokenizer folder, rebuilt from `gpt2.tiktoken`."""
+def gpt2_tokenizer_dir(folder: Path) -> Path:
+    """GPT-2's real tokenizer folder, rebuilt from `gpt2.tiktoken` (the test skips where it cannot be had)."""
     try:
         tiktoken = g2.find_gpt2_tiktoken()
     except g2.TiktokenUnavailable as err:
         pytest.skip(f"GPT-2's tokenizer cannot be obtained here (gpt2.tiktoken not installed, cached or "
                     f"downloadable): {err}")
-    return g2.gpt2_tokenizer_from_tiktoken(tiktoken, tmp_path_factory.mktemp("gpt2-tokenizer") / "tokenizer")
+    return g2.gpt2_tokenizer_from_tiktoken(tiktoken, folder / "gpt2-tokenizer" / "tokenizer")
 
 
-def stand_in(folder: Path, tokenizer_dir: Path, n_embd: int, seed: int) -> Path:
-    """A hub-layout folder: a random GPT-2 with GPT-2's vocabulary, context and special tokens, narrow and two layers
-    deep, saved with `save_pretrained` beside GPT-2's tokenizer (no PAD, as the hub ships it)."""
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=n_embd, n_layer=2, n_head=2,
-                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def offline_env(tmp_path: Path) -> dict[str, str]:
-    """The subprocess's environment: artifacts under `tmp_path`, the refusal on PYTHONPATH, no hub-offline flags."""
-    guard = tmp_path / "refuse_network"
+def offline_env(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """`env` for a subprocess: artifacts under `folder`, the refusal on PYTHONPATH, no hub-offline flags."""
+    guard = folder / "refuse_network"
     guard.mkdir(exist_ok=True)  # a second main job in the same folder (the real-data track) reuses it
     (guard / "sitecustomize.py").write_text(REFUSE_NETWORK)
-    env = {k: v for k, v in os.environ.items() if k not in HUB_FREE_ENV}
+    env = {k: v for k, v in env.items() if k not in HUB_FREE_ENV}
     path = os.pathsep.join(p for p in (str(guard), env.get("PYTHONPATH")) if p)
-    return {**env, "PYTHONPATH": path, "REFUSED_LOG": str(tmp_path / "refused.log"),
-            "RLHF_ARTIFACTS": str(tmp_path / "artifacts")}
+    return {**env, "PYTHONPATH": path, "REFUSED_LOG": str(folder / "refused.log"),
+            "RLHF_ARTIFACTS": str(folder / "artifacts")}
 
 
-def main_job_offline(tmp_path: Path, *args: str, timeout: int) -> subprocess.CompletedProcess:
-    """`python -m rlhf_lib.pipeline *args` with the network refused."""
-    return subprocess.run([sys.executable, "-m", "rlhf_lib.pipeline", *args], cwd=tmp_path, env=offline_env(tmp_path),
-                          capture_output=True, text=True, timeout=timeout)
+def main_job_offline(job, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """`python -m rlhf_lib.pipeline *args` with the network refused, in a background job's folder."""
+    return job.run([sys.executable, "-m", "rlhf_lib.pipeline", *args], cwd=job.folder,
+                   env=offline_env(job.folder, job.env), timeout=timeout)
 
 
-def refused(tmp_path: Path) -> list[str]:
-    log = tmp_path / "refused.log"
+def refused(folder: Path) -> list[str]:
+    log = folder / "refused.log"
     return log.read_text().splitlines() if log.exists() else []
 
 
@@ -175,8 +162,8 @@ def test_the_refusal_blocks_the_network_and_keeps_loopback(tmp_path):
              "        print('connected', target)\n"
              "    except OSError as err:\n"
              "        print('refused', type(err).__name__)\n")
-    run = subprocess.run([sys.executable, "-c", probe], env=offline_env(tmp_path), capture_output=True, text=True,
-                         timeout=60)
+    run = subprocess.run([sys.executable, "-c", probe], env=offline_env(tmp_path, dict(os.environ)),
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["refused", "ConnectionRefusedError", "refused", "gaierror"]
     assert len(refused(tmp_path)) == 2
@@ -187,19 +174,38 @@ def as_sets(sets: dict[str, object]) -> list[str]:
     return [f"--set={key}={json.dumps(value)}" for key, value in sets.items()]
 
 
+def both_tracks_offline(job) -> dict[str, object]:
+    """Background job: stand-ins for GPT-2 and GPT-L, then the main job's `gpt2` profile on them, the world's track
+    and then the real data's, with the network refused; what each run printed and what it tried to reach."""
+    tokenizer_dir = gpt2_tokenizer_dir(job.folder)
+    made = job.run([sys.executable, str(Path(__file__).parent / "gpt2_stand_ins.py"), str(tokenizer_dir),
+                    str(job.folder)], timeout=300)
+    assert made.returncode == 0, made.stderr[-3000:]
+    gpt2, gpt_l = job.folder / "gpt2", job.folder / "gpt2-medium"
+    sets = {"base.hub_model": str(gpt2), "eval.large_hub_model": str(gpt_l), "data.real_sft": None,
+            "data.real_rm": None, **shrink()}
+    runs: dict[str, object] = {"folder": job.folder, "gpt2": gpt2, "gpt_l": gpt_l}
+    runs["world"] = main_job_offline(job, "--profile", "gpt2", *as_sets(sets), timeout=900)
+    runs["world_refused"] = refused(job.folder)
+    if runs["world"].returncode == 0:  # the real-data track on the same base model (complete, so skipped) and GPT-L
+        dolly, hh = write_real_samples(job.folder / "real-data")
+        real_sets = {**sets, "data.source": "real", "data.real_sft": str(dolly), "data.real_rm": str(hh),
+                     **SHRINK_REAL}
+        runs["real"] = main_job_offline(job, "--profile", "gpt2", *as_sets(real_sets), timeout=900)
+    return runs
+
+
 @pytest.mark.slow
-def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_dir):
+@pytest.mark.background(job=both_tracks_offline)
+def test_the_gpt2_profile_runs_offline_on_local_copies(background_result):
     """Both tracks. The world's: every step writes its metrics; GPT-2 and GPT-L are pretrained further on the world,
     perplexity before and after recorded. The real data's: SFT, the proxy and gold reward models and both PPO runs
     read the local files and write their stages' metrics in `artifacts/gpt2-real/`. Nothing tried the network."""
-    gpt2 = stand_in(tmp_path / "gpt2", gpt2_tokenizer_dir, n_embd=32, seed=0)
-    gpt_l = stand_in(tmp_path / "gpt2-medium", gpt2_tokenizer_dir, n_embd=48, seed=1)
-    sets = {"base.hub_model": str(gpt2), "eval.large_hub_model": str(gpt_l), "data.real_sft": None,
-            "data.real_rm": None, **shrink()}
-    run = main_job_offline(tmp_path, "--profile", "gpt2", *as_sets(sets), timeout=900)
+    runs = background_result
+    folder, gpt2, run = runs["folder"], runs["gpt2"], runs["world"]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
 
-    out = tmp_path / "artifacts" / "gpt2"
+    out = folder / "artifacts" / "gpt2"
     for step, _ in NOTEBOOKS:
         assert (out / step / "metrics.json").exists(), f"{step} wrote no metrics.json"
     base = json.loads((out / "base" / "metrics.json").read_text())
@@ -210,15 +216,12 @@ def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_
         assert all(0 < metrics[k] < float("inf") for k in ("heldout_ppl_before", "heldout_ppl"))
     saved = AutoTokenizer.from_pretrained(out / "base" / "model")
     assert saved.eos_token == "<|endoftext|>" and saved.eos_token_id == 50256 and saved.pad_token_id == 50257
-    assert refused(tmp_path) == [], "something tried the network with local copies of every model"
+    assert runs["world_refused"] == [], "something tried the network with local copies of every model"
 
-    # The real-data track on the same base model (its step is complete, so skipped) and the same GPT-L
-    dolly, hh = write_real_samples(tmp_path / "real-data")
-    real_sets = {**sets, "data.source": "real", "data.real_sft": str(dolly), "data.real_rm": str(hh), **SHRINK_REAL}
-    run = main_job_offline(tmp_path, "--profile", "gpt2", *as_sets(real_sets), timeout=900)
+    run = runs["real"]
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
     assert "base: complete, skipped" in run.stdout + run.stderr and "data: running" not in run.stdout + run.stderr
-    real_run = tmp_path / "artifacts" / "gpt2-real"  # the track's own folder, one per stage
+    real_run = folder / "artifacts" / "gpt2-real"  # the track's own folder, one per stage
     stages = {stage: json.loads((real_run / stage / "metrics.json").read_text()) for stage in REAL_STAGES}
     for stage, keys in REAL_METRIC_KEYS.items():
         assert keys <= set(stages[stage]), f"{stage}: missing {sorted(keys - set(stages[stage]))}"
@@ -231,18 +234,23 @@ def test_the_gpt2_profile_runs_offline_on_local_copies(tmp_path, gpt2_tokenizer_
     assert gold_rm["n_embd"] == 48 and gold_rm["vocab_size"] == 50258  # from GPT-L, with GPT-2's tokens and PAD
     assert (out / "notebooks" / "08_real_data.ipynb").exists()
     assert "judged by the gold reward model" in (real_run / "report.md").read_text()
-    assert refused(tmp_path) == [], "the real-data track tried the network with local files"
+    assert refused(folder) == [], "the real-data track tried the network with local files"
 
 
-@pytest.mark.slow
-def test_without_network_or_local_copy_the_profile_stops_at_its_first_step(tmp_path):
+def no_network_no_copy(job) -> dict[str, object]:
+    """Background job: the `gpt2` profile as a new user offline would start it, and what it tried to reach."""
+    return {"run": main_job_offline(job, "--profile", "gpt2", timeout=600), "refused": refused(job.folder)}
+
+
+@pytest.mark.background(job=no_network_no_copy)
+def test_without_network_or_local_copy_the_profile_stops_at_its_first_step(background_result):
     """As a new user would meet it offline: the project's own message, naming the model and the field to set, and
     no later step started."""
-    run = main_job_offline(tmp_path, "--profile", "gpt2", timeout=600)
+    run = background_result["run"]
     assert run.returncode == 1
     error = run.stderr[run.stderr.index("error: "):]
     assert error.startswith("error: step base (00_base_model.ipynb) stopped. HubUnavailable: This profile needs the "
                             "model 'gpt2'")
     assert "--set base.hub_model=<path>" in error and "Traceback" not in error
     assert "data: running" not in run.stdout + run.stderr
-    assert refused(tmp_path), "the refusal was never reached: the test did not test the offline path"
+    assert background_result["refused"], "the refusal was never reached: the test did not test the offline path"

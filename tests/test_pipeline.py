@@ -2,9 +2,11 @@
 
 The full run reuses the session's smoke run (`smoke_artifacts`: the steps the notebooks completed under nbval are
 skipped, as a resumed main job skips them), so each notebook executes once per pytest; `--seeds` below runs a notebook
-through papermill for real."""
+through papermill for real, beside the other tests (a background job, `conftest.Background`)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,17 +34,25 @@ def test_papermill_rejects_an_unknown_profile(tmp_path):
                                    kernel_name="python3", progress_bar=False)
 
 
+def two_seeds_then_none(job) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """Background job: the main job with `--seeds 2` on the data step, in the job's folder, then with `--seeds 0`."""
+    env = {**job.env, "RLHF_ARTIFACTS": str(job.folder)}
+    two, none = (job.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke", *args], cwd=REPO, env=env,
+                         timeout=1800) for args in (["--seeds", "2", "--steps", "data"], ["--seeds", "0"]))
+    return job.folder, two, none
+
+
 @pytest.mark.slow
-def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(tmp_path, main_job):
-    result = main_job(tmp_path, "--profile", "smoke", "--seeds", "2", "--steps", "data")
+@pytest.mark.background(job=two_seeds_then_none)
+def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(background_result):
+    root, result, bad = background_result
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for run in ("smoke", "smoke-seed1"):
-        assert (tmp_path / run / "data" / "metrics.json").exists()
-        assert (tmp_path / run / "notebooks" / "01_dataset.ipynb").exists()
-    seeds = json.loads((tmp_path / "smoke" / "seeds.json").read_text())
+        assert (root / run / "data" / "metrics.json").exists()
+        assert (root / run / "notebooks" / "01_dataset.ipynb").exists()
+    seeds = json.loads((root / "smoke" / "seeds.json").read_text())
     assert all(len(v["values"]) == 2 for v in seeds.values())
-    assert "Headline figures over 2 training seeds" in (tmp_path / "smoke" / "report.md").read_text()
-    bad = main_job(tmp_path, "--profile", "smoke", "--seeds", "0")
+    assert "Headline figures over 2 training seeds" in (root / "smoke" / "report.md").read_text()
     assert bad.returncode == 2 and "--seeds must be 1 or more" in bad.stderr
 
 

@@ -162,18 +162,42 @@ def test_comparisons_from_judgements():
     assert c.prompt == "prompt" and c.ranks == [2, 1]
 
 
-def test_candidates_sampled_in_a_second_process_are_those_sampled_here(tokenizer, cfg):
+def test_candidates_sampled_in_a_second_process_are_those_sampled_here(tokenizer, cfg, two_threads):
     from rlhf_lib.reward_model import sample_candidates
     from rlhf_lib.speed import Beside
 
     policies = [(bm.new_model(cfg.base, tokenizer, seed=0), 0.7), (bm.new_model(cfg.base, tokenizer, seed=1), 0.3)]
     args = (policies, tokenizer, ["Q: Where does Mira live?\nA:", "Hi", "You"], cfg.rm, 2, 4, 5)
-    beside = Beside(sample_candidates, args, "cpu", cfg.speed).result()           # a child process (2+ threads)
+    beside = Beside(sample_candidates, args, "cpu", cfg.speed)                    # a child process (2+ threads)
+    assert beside.pool is not None
+    beside = beside.result()
     here = Beside(sample_candidates, args, "cpu", replace(cfg.speed, side_by_side=1)).result()
     assert beside == here == sample_candidates(*args)
     comps, owners = here
     assert 2 <= min(len(c) for c in comps) and max(len(c) for c in comps) <= 4
     assert [len(c) for c in comps] == [len(o) for o in owners] and {o for row in owners for o in row} == {0, 1}
+
+
+def test_the_ablation_trained_in_a_second_process_is_the_one_trained_here(tokenizer, cfg, tmp_path, monkeypatch,
+                                                                          two_threads):
+    """Notebook 03 trains the ablation beside the main reward model (`start_ablation`: on a CPU, a child process that
+    loads the SFT model from the artifacts): it returns the runs that training here gives."""
+    from rlhf_lib.reward_model import run_ablation, start_ablation
+    from rlhf_lib.sft import model_dir
+
+    monkeypatch.setenv("RLHF_ARTIFACTS", str(tmp_path))  # the child inherits it
+    bm.save_base(bm.new_model(cfg.base, tokenizer, seed=0), tokenizer, model_dir(cfg.name))
+    prompts = ["Q: Where does Mira live?\nA:", "Hi", "Q: Who lives in Oakridge?\nA:", "You"]
+    train = [Comparison(p, [" Mira lives in Oakridge.", " You idiot.", " Oakridge."], [1, 3, 2]) for p in prompts]
+    valid = {"valid_train": train[:2], "valid_heldout": train[2:]}
+    small = replace(cfg, rm=replace(cfg.rm, ablation_prompts=3, epochs=1))
+    beside = start_ablation(small, tokenizer, train, valid)
+    assert beside.pool is not None  # a second process
+    runs, here = beside.result(), run_ablation(small, tokenizer, train, valid, progress=False)
+    assert set(runs) == set(here) == {"grouped", "pairs"}
+    for name in runs:
+        for key in ("loss", "train_acc", "valid_train_acc", "valid_heldout_acc"):
+            assert runs[name][key] == pytest.approx(here[name][key], rel=1e-4, abs=1e-6), (name, key)
 
 
 def test_candidates_name_the_policy_that_wrote_each(tokenizer, cfg):

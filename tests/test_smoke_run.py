@@ -1,13 +1,14 @@
 """What the session's smoke run wrote: nbval executed the notebooks in the `smoke` profile into the session's artifacts
 folder (`smoke_artifacts`), and these tests read it, so each notebook executes once per pytest.
 
-This module runs last (`conftest.pytest_collection_modifyitems`), after the notebooks.
+This module runs after the other tests and the notebooks (`conftest.pytest_collection_modifyitems`); `train` of every
+stage runs beside them from the session's start (a background job, `conftest.Background`).
 """
 
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,23 +51,30 @@ def test_second_run_skips_complete_steps(smoke_artifacts, main_job):
     assert (root / "smoke" / "base" / "metrics.json").stat().st_mtime_ns == before
 
 
-@pytest.mark.slow
-def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, tmp_path):
-    """Each stage by `python -m rlhf_lib.train <stage>` (every stage in order, in one process and a fresh artifacts
-    folder) writes the keys its notebook wrote in this session's smoke run."""
-    env = {**os.environ, "RLHF_ARTIFACTS": str(tmp_path)}
+def train_every_stage(job) -> tuple[subprocess.CompletedProcess, Path]:
+    """Background job: `python -m rlhf_lib.train` with every stage in order, in one process and a fresh artifacts
+    folder; what it printed and that folder."""
     steps = [step for step, _ in NOTEBOOKS]
-    result = subprocess.run([sys.executable, "-m", "rlhf_lib.train", *steps, "--profile", "smoke"], env=env,
-                            capture_output=True, text=True, timeout=1800)
+    result = job.run([sys.executable, "-m", "rlhf_lib.train", *steps, "--profile", "smoke"],
+                     env={**job.env, "RLHF_ARTIFACTS": str(job.folder)}, timeout=1800)
+    return result, job.folder
+
+
+@pytest.mark.slow
+@pytest.mark.background(job=train_every_stage)
+def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, background_result):
+    """Each stage by `python -m rlhf_lib.train <stage>` writes the keys its notebook wrote in this session's smoke
+    run."""
+    result, trained = background_result
+    steps = [step for step, _ in NOTEBOOKS]
     assert result.returncode == 0, "train: " + result.stderr[-3000:]
     assert [line.split(":")[0] for line in result.stdout.splitlines() if line.split(":")[0] in steps] == steps
     for step, notebook in NOTEBOOKS:
         by_notebook = json.loads((smoke_artifacts / "smoke" / step / "metrics.json").read_text())
-        by_train = json.loads((tmp_path / "smoke" / step / "metrics.json").read_text())
+        by_train = json.loads((trained / "smoke" / step / "metrics.json").read_text())
         assert key_paths(by_train) == key_paths(by_notebook), (
             f"{step}: only the notebook writes {sorted(key_paths(by_notebook) - key_paths(by_train))}, only "
             f"`train {step}` writes {sorted(key_paths(by_train) - key_paths(by_notebook))}")
-
 
 @pytest.mark.slow
 def test_the_smoke_runs_metrics_have_every_methods_keys(smoke_artifacts):

@@ -106,12 +106,10 @@ def test_side_by_side_stops_the_other_jobs_when_one_fails(tmp_path):
         os.kill(int(open(pid_file).read()), 0)
 
 
-def test_beside_runs_a_job_in_a_second_process_while_this_one_keeps_half_the_threads():
+def test_beside_runs_a_job_in_a_second_process_while_this_one_keeps_half_the_threads(two_threads):
     from side_by_side_jobs import fail, threads_and_pid
 
-    threads = torch.get_num_threads()
-    if threads < 2:
-        pytest.skip("one thread: nothing can run beside")
+    threads = two_threads
     job = speed.Beside(threads_and_pid, (7,), "cpu", SpeedConfig())
     assert torch.get_num_threads() == threads - threads // 2  # this process meanwhile
     value, child_threads, pid = job.result()
@@ -122,8 +120,14 @@ def test_beside_runs_a_job_in_a_second_process_while_this_one_keeps_half_the_thr
     assert torch.get_num_threads() == threads
 
 
-def test_beside_runs_the_job_here_when_nothing_may_run_beside():
+@pytest.mark.parametrize("side_by_side, threads", [(1, 2), (2, 1)], ids=["side_by_side=1", "one thread"])
+def test_beside_runs_the_job_here_when_nothing_may_run_beside(side_by_side, threads):
     from side_by_side_jobs import threads_and_pid
 
-    job = speed.Beside(threads_and_pid, (3,), "cpu", SpeedConfig(side_by_side=1))
-    assert job.result() == (9, torch.get_num_threads(), os.getpid())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        job = speed.Beside(threads_and_pid, (3,), "cpu", SpeedConfig(side_by_side=side_by_side))
+        assert job.result() == (9, threads, os.getpid())
+    finally:
+        torch.set_num_threads(before)
