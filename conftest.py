@@ -104,7 +104,8 @@ in the main thread may be monkeypatching at that moment."""
 
 @dataclass
 class JobContext:
-    """What a background job is given: its own empty folder, the session's environment as it started, and `run`, a `subprocess.run` whose process (with the kernels it starts) the session kills if it ends first."""
+    """What a background job is given: its own empty folder, the session's environment as it started, and `run`, a
+    `subprocess.run` whose process the session kills if it ends first (a kernel the process started exits with it)."""
 
     folder: Path
     env: dict[str, str]
@@ -133,11 +134,10 @@ class Background:
     """Tests marked `@pytest.mark.background(job=...)` spend their time waiting on subprocesses (the main job, `train`,
     `accelerate launch`). Their jobs start, one after another in one thread, as soon as the session starts running
     tests, and run on one core while the other tests and the notebooks run on the other; each such test then asserts on
-    what its job returned (fixture `background_result`). Every process of the session then computes on one thread,
-    so the two streams share two cores without oversubscribing them (threads of two processes spinning on one core
-    cost more than a second thread gains on these small models). Jobs start in the reverse order of their tests, so a test
-    whose job has not started when its turn comes runs it itself: the two cores share the jobs out between them. A
-    job's exception, `pytest.skip` included, is raised in its test."""
+    what its job returned (fixture `background_result`). Jobs start in the reverse order of their tests, so a test
+    whose job has not started when its turn comes runs it itself: the two cores share the jobs out between them.
+    Every process of the session computes on one thread meanwhile (`pytest_runtestloop`): with two threads beside one,
+    the suite measured slower, not faster. A job's exception, `pytest.skip` included, is raised in its test."""
 
     def __init__(self) -> None:
         self.pool: ThreadPoolExecutor | None = None
