@@ -49,16 +49,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_SESSION_ARTIFACTS, ignore_errors=True)
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+def run_order(item: pytest.Item) -> tuple[float, bool]:
     """`tests/test_smoke_run.py` runs after the other tests: by then nbval has executed every notebook in the smoke
     profile into this session's artifacts folder, and its tests read what they wrote (`smoke_artifacts`). Tests with a
-    background job (`Background`) come last of all, the slow ones at the very end, so that their jobs run while the
-    rest runs."""
-    def key(item: pytest.Item) -> tuple[bool, bool, bool]:
-        background = item.get_closest_marker("background") is not None
-        return background, background and item.get_closest_marker("slow") is not None, \
-            item.nodeid.startswith("tests/test_smoke_run.py")
-    items.sort(key=key)
+    background job (`Background`) come last of all, the longest jobs' at the very end (their jobs start first)."""
+    background = item.get_closest_marker("background")
+    return (background.kwargs["seconds"] if background else -1), item.nodeid.startswith("tests/test_smoke_run.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    items.sort(key=run_order)
 
 
 @pytest.fixture

@@ -77,3 +77,19 @@ def test_a_job_reads_the_sessions_environment_not_what_a_test_monkeypatches_mean
 
 def who(job: conftest.JobContext) -> str | None:
     return job.env.get("WHO")
+
+
+def test_tests_with_jobs_run_last_the_longest_jobs_at_the_end_and_the_smoke_runs_readers_after_the_notebooks():
+    class Item:
+        def __init__(self, nodeid: str, seconds: float | None = None) -> None:
+            self.nodeid = nodeid
+            self.marker = None if seconds is None else pytest.mark.background(job=echo, seconds=seconds).mark
+
+        def get_closest_marker(self, name: str):
+            return self.marker if name == "background" else None
+
+    items = [Item("tests/test_smoke_run.py::test_keys", 90), Item("tests/test_smoke_run.py::test_report"),
+             Item("tests/test_a.py::test_rehearsal", 200), Item("notebooks/00_base_model.ipynb::Cell 0"),
+             Item("tests/test_a.py::test_unit"), Item("tests/test_b.py::test_seeds", 40)]
+    assert [i.nodeid.split("::")[-1] for i in sorted(items, key=conftest.run_order)] == [
+        "Cell 0", "test_unit", "test_report", "test_seeds", "test_keys", "test_rehearsal"]

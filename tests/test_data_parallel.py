@@ -25,7 +25,7 @@ def train_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
     return launch(job, str(REPO / "tests" / "data_parallel_worker.py"), str(job.folder)), job.folder
 
 
-@pytest.mark.background(job=train_in_two_processes)
+@pytest.mark.background(job=train_in_two_processes, seconds=10)
 def test_two_processes_train_on_different_rows_and_stay_in_sync(background_result):
     run, out = background_result
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -45,7 +45,7 @@ def sft_stage_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.background(job=sft_stage_in_two_processes)
+@pytest.mark.background(job=sft_stage_in_two_processes, seconds=25)
 def test_a_pipeline_stage_runs_data_parallel_through_the_command_line(background_result):
     run, root = background_result
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -196,7 +196,7 @@ def both_tracks_offline(job) -> dict[str, object]:
 
 
 @pytest.mark.slow
-@pytest.mark.background(job=both_tracks_offline)
+@pytest.mark.background(job=both_tracks_offline, seconds=200)
 def test_the_gpt2_profile_runs_offline_on_local_copies(background_result):
     """Both tracks. The world's: every step writes its metrics; GPT-2 and GPT-L are pretrained further on the world,
     perplexity before and after recorded. The real data's: SFT, the proxy and gold reward models and both PPO runs
@@ -242,7 +242,7 @@ def no_network_no_copy(job) -> dict[str, object]:
     return {"run": main_job_offline(job, "--profile", "gpt2", timeout=600), "refused": refused(job.folder)}
 
 
-@pytest.mark.background(job=no_network_no_copy)
+@pytest.mark.background(job=no_network_no_copy, seconds=15)
 def test_without_network_or_local_copy_the_profile_stops_at_its_first_step(background_result):
     """As a new user would meet it offline: the project's own message, naming the model and the field to set, and
     no later step started."""

@@ -43,7 +43,7 @@ def two_seeds_then_none(job) -> tuple[Path, subprocess.CompletedProcess, subproc
 
 
 @pytest.mark.slow
-@pytest.mark.background(job=two_seeds_then_none)
+@pytest.mark.background(job=two_seeds_then_none, seconds=40)
 def test_seeds_repeat_the_steps_in_their_own_folders_and_report_the_spread(background_result):
     root, result, bad = background_result
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -61,7 +61,7 @@ def train_every_stage(job) -> tuple[subprocess.CompletedProcess, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.background(job=train_every_stage)
+@pytest.mark.background(job=train_every_stage, seconds=90)
 def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, background_result):
     """Each stage by `python -m rlhf_lib.train <stage>` writes the keys its notebook wrote in this session's smoke
     run."""
