@@ -2,7 +2,6 @@
 library's unchanged calls, each on its own rows, and end with identical weights."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
