@@ -23,7 +23,7 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -62,7 +62,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 @pytest.fixture
-def two_threads() -> int:
+def two_threads() -> Iterator[int]:
     """Two compute threads or more during the test, as on any machine of two cores or more, so that `speed.Beside`
     runs its job in a second process (a session with background jobs gives every process one: `Background`)."""
     import torch
@@ -104,8 +104,9 @@ in the main thread may be monkeypatching at that moment."""
 
 @dataclass
 class JobContext:
-    """What a background job is given: its own empty folder, the session's environment as it started, and `run`, a
-    `subprocess.run` whose process the session kills if it ends first (a kernel the process started exits with it)."""
+    """What a background job is given: its own empty folder, the session's environment as it started with
+    RLHF_ARTIFACTS pointing into that folder (never the session's smoke run), and `run`, a `subprocess.run` whose
+    process the session kills if it ends first (a kernel the process started exits with it)."""
 
     folder: Path
     env: dict[str, str]
@@ -157,7 +158,7 @@ class Background:
         for job in jobs:
             folder = self.root / job.__name__
             folder.mkdir()
-            self.contexts[job] = JobContext(folder, dict(SESSION_ENV), self)
+            self.contexts[job] = JobContext(folder, {**SESSION_ENV, "RLHF_ARTIFACTS": str(folder)}, self)
             self.futures[job] = self.pool.submit(job, self.contexts[job])
 
     def result(self, job: Callable[[JobContext], object]) -> object:

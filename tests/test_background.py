@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,15 @@ def test_stopping_kills_a_running_job_and_drops_those_not_started(background):
 def test_a_job_reads_the_sessions_environment_not_what_a_test_monkeypatches_meanwhile(background, monkeypatch):
     monkeypatch.setenv("WHO", "a test in the main thread")
     assert background.result(who) is None
+
+
+def test_a_jobs_artifacts_go_to_its_own_folder_not_the_sessions_smoke_run(background):
+    artifacts, folder = background.result(artifacts_and_folder)
+    assert artifacts == str(folder) != conftest.SESSION_ENV["RLHF_ARTIFACTS"]
+
+
+def artifacts_and_folder(job: conftest.JobContext) -> tuple[str, Path]:
+    return job.env["RLHF_ARTIFACTS"], job.folder
 
 
 def who(job: conftest.JobContext) -> str | None:

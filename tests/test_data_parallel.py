@@ -11,12 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def launch(job, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def launch(job, *args: str) -> subprocess.CompletedProcess:
     """`accelerate launch` with two processes, from a background job (`conftest.Background`); --multi_gpu selects its
     torchrun launcher, and with no GPU the processes talk over gloo on the CPU."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *args]
-    return job.run(cmd, cwd=REPO, env={**job.env, "OMP_NUM_THREADS": "1", **(env or {})}, timeout=600)
+    return job.run(cmd, cwd=REPO, env={**job.env, "OMP_NUM_THREADS": "1"}, timeout=600)
 
 
 def train_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
@@ -39,8 +39,7 @@ def test_two_processes_train_on_different_rows_and_stay_in_sync(background_resul
 
 def sft_stage_in_two_processes(job) -> tuple[subprocess.CompletedProcess, Path]:
     """Background job: `python -m rlhf_lib.train sft` in two processes, its artifacts in the job's folder."""
-    return launch(job, "-m", "rlhf_lib.train", "sft", "--profile", "smoke",
-                  env={"RLHF_ARTIFACTS": str(job.folder)}), job.folder
+    return launch(job, "-m", "rlhf_lib.train", "sft", "--profile", "smoke"), job.folder
 
 
 @pytest.mark.slow

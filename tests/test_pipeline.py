@@ -36,8 +36,7 @@ def test_papermill_rejects_an_unknown_profile(tmp_path):
 
 def two_seeds_then_none(job) -> tuple[Path, subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """Background job: the main job with `--seeds 2` on the data step, in the job's folder, then with `--seeds 0`."""
-    env = {**job.env, "RLHF_ARTIFACTS": str(job.folder)}
-    two, none = (job.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke", *args], cwd=REPO, env=env,
+    two, none = (job.run([sys.executable, "-m", "rlhf_lib.pipeline", "--profile", "smoke", *args], cwd=REPO,
                          timeout=1800) for args in (["--seeds", "2", "--steps", "data"], ["--seeds", "0"]))
     return job.folder, two, none
 

@@ -55,8 +55,7 @@ def train_every_stage(job) -> tuple[subprocess.CompletedProcess, Path]:
     """Background job: `python -m rlhf_lib.train` with every stage in order, in one process and a fresh artifacts
     folder; what it printed and that folder."""
     steps = [step for step, _ in NOTEBOOKS]
-    result = job.run([sys.executable, "-m", "rlhf_lib.train", *steps, "--profile", "smoke"],
-                     env={**job.env, "RLHF_ARTIFACTS": str(job.folder)}, timeout=1800)
+    result = job.run([sys.executable, "-m", "rlhf_lib.train", *steps, "--profile", "smoke"], timeout=1800)
     return result, job.folder
 
 
@@ -75,6 +74,7 @@ def test_every_stage_writes_the_same_metric_keys_both_ways(smoke_artifacts, back
         assert key_paths(by_train) == key_paths(by_notebook), (
             f"{step}: only the notebook writes {sorted(key_paths(by_notebook) - key_paths(by_train))}, only "
             f"`train {step}` writes {sorted(key_paths(by_train) - key_paths(by_notebook))}")
+
 
 @pytest.mark.slow
 def test_the_smoke_runs_metrics_have_every_methods_keys(smoke_artifacts):
