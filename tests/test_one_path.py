@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from rlhf_lib import alignment_tax, alternatives, base_model, dataset, ppo_trainer, real_track, reward_model, sft
-from rlhf_lib.pipeline import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
